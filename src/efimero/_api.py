@@ -1,0 +1,161 @@
+"""The Python API behind the CLI: each function is one ``efimero`` command."""
+
+from __future__ import annotations
+
+import platform
+import threading
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+from efimero._io import atomic_write_json, sha256_file
+from efimero.config import TrainingConfig, load_training_config
+from efimero.data._tables import write_table
+from efimero.data.generate import Pattern, describe_dataset, generate_dataset
+from efimero.data.validate import ValidationReport, load_training_data, validate_frame
+from efimero.registry import Registry
+from efimero.schema import CSS_TASK, TabularTask
+from efimero.train import ModelBundle, Prediction, TrainingResult
+from efimero.train import train as train_models
+from efimero.train.tune import ProgressCallback
+
+_LIBRARIES = ("efimero", "xgboost", "scikit-learn", "numpy", "pandas", "optuna", "pandera")
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    output: Path
+    rows: int
+    metadata: dict[str, Any]
+    metadata_path: Path | None
+    validation: ValidationReport | None
+
+
+def generate(
+    size: int = 1000,
+    *,
+    output: str | Path = "data/synthetic_training_data.csv",
+    seed: int = 42,
+    pattern: Pattern = "realistic",
+    validate: bool = False,
+    export_metadata: bool = False,
+) -> GenerateResult:
+    """Generate a synthetic training file (CSV, JSON or Parquet by suffix).
+
+    Example:
+        >>> efimero.generate(500, output="data/small.csv", seed=1)  # doctest: +SKIP
+    """
+    frame = generate_dataset(size, seed=seed, pattern=pattern)
+    report = validate_frame(frame, source=str(output))[1] if validate else None
+    output = write_table(frame, output)
+    description = describe_dataset(frame, seed=seed, pattern=pattern)
+    description["sha256"] = sha256_file(output)
+    metadata_path = None
+    if export_metadata:
+        metadata_path = output.with_name(f"{output.stem}_metadata.json")
+        atomic_write_json(metadata_path, description)
+    return GenerateResult(output, len(frame), description, metadata_path, report)
+
+
+def validate_data(path: str | Path, *, allow_duplicates: bool = False) -> ValidationReport:
+    """Validate a training file against the schema; raises DataValidationError on failure."""
+    return load_training_data(path, allow_duplicates=allow_duplicates)[1]
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """A finished training run: the registry version it created and what it measured."""
+
+    version: str
+    models_dir: Path
+    result: TrainingResult
+    metadata: dict[str, Any]
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def train(
+    data: str | Path,
+    *,
+    output: str | Path | None = None,
+    config: TrainingConfig | None = None,
+    tune_hyperparams: bool = False,
+    task: TabularTask = CSS_TASK,
+    progress: ProgressCallback | None = None,
+) -> TrainRun:
+    """Validate ``data``, train every model and save a new current version in the registry.
+
+    Example:
+        >>> run = efimero.train("data/synthetic_training_data.csv", output="models/")  # doctest: +SKIP
+        >>> run.result.metrics["summary"]["mean_accuracy"] > 0.7  # doctest: +SKIP
+        True
+    """
+    config = config or load_training_config()
+    settings = config.training
+    frame, _ = load_training_data(data, task=task, allow_duplicates=settings.data.allow_duplicates)
+    result = train_models(frame, task=task, settings=settings, tune_hyperparams=tune_hyperparams, progress=progress)
+    metadata = {
+        "task": task.name,
+        "algorithm": "xgboost",
+        "hyperparameters": result.hyperparameters,
+        "tuning": {
+            name: {"method": t.method, "metric": t.metric, "best_score": t.best_score, "candidates": len(t.trials)}
+            for name, t in result.tuning.items()
+        },
+        "training_settings": settings.model_dump(mode="json"),
+        "data_file": str(data),
+        "data_sha256": sha256_file(Path(data)),
+        "rows": result.n_rows,
+        "training_duration_s": round(result.duration_s, 3),
+        "library_versions": library_versions(),
+    }
+    models_dir = Path(output) if output is not None else config.registry.model_dir
+    registry = Registry(models_dir)
+    version = registry.save(
+        result.bundle,
+        metrics=result.metrics,
+        metadata=metadata,
+        max_versions_to_keep=config.registry.max_versions_to_keep,
+    )
+    return TrainRun(version, models_dir, result, registry.info(version).metadata)
+
+
+def load(models: str | Path = "models", version: str | None = None) -> ModelBundle:
+    """Load a registry version (the current one by default), checksums verified.
+
+    Example:
+        >>> bundle = efimero.load("models/")  # doctest: +SKIP
+        >>> bundle.predict(features).values["font_size_base"]  # doctest: +SKIP
+        16.9
+    """
+    return Registry(models).load(version)
+
+
+_cache: dict[tuple[str, str], ModelBundle] = {}
+_cache_lock = threading.Lock()
+
+
+def predict(context: Mapping[str, Any], *, models: str | Path = "models", version: str | None = None) -> Prediction:
+    """Predict the CSS classes and variables of one visitor's 19 features.
+
+    Loaded versions are cached per registry and version: only the ``current`` pointer is
+    read per call, so a new live version is picked up without rebuilding anything else.
+    """
+    registry = Registry(models)
+    name = registry.resolve(version)
+    key = (str(registry.root.resolve()), name)
+    bundle = _cache.get(key)
+    if bundle is None:
+        with _cache_lock:
+            bundle = _cache.get(key) or registry.load(name)
+            _cache[key] = bundle
+    return bundle.predict(context)

@@ -1,0 +1,69 @@
+"""Shared pieces of the CLI: consoles, error reporting, JSON output, progress bars."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from efimero.errors import EfimeroError
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JSON_HELP = "Print the result as JSON on stdout (nothing else goes to stdout)."
+
+
+def emit_json(payload: Any) -> None:
+    """Write ``payload`` as JSON on stdout, bypassing rich markup."""
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def reports_errors(command: F) -> F:
+    """Turn an :class:`EfimeroError` into a red message on stderr (or JSON) and exit 1.
+
+    Any other exception is a bug and keeps its traceback.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except EfimeroError as exc:
+            if kwargs.get("json_output"):
+                emit_json(exc.to_dict())
+            else:
+                err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def progress_bar(total: int, *, quiet: bool = False) -> Iterator[Callable[[str, int], None]]:
+    """A rich progress bar fed by ``advance(description, steps)``; on stderr when ``quiet``."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description:<32}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console if quiet else console,
+        transient=quiet,
+    ) as progress:
+        task_id = progress.add_task("starting", total=total)
+
+        def advance(description: str, steps: int) -> None:
+            progress.update(task_id, advance=steps, description=description)
+
+        yield advance
+        progress.update(task_id, description="done")

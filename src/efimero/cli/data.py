@@ -1,0 +1,82 @@
+"""`efimero data ...`: generate and validate training data."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+
+app = typer.Typer(help="Generate and validate training data.", no_args_is_help=True)
+
+
+class UserPatterns(str, Enum):
+    realistic = "realistic"
+    extreme = "extreme"
+    balanced = "balanced"
+
+
+@app.command()
+@reports_errors
+def generate(
+    size: int = typer.Option(1000, min=1, help="Number of rows (visits) to generate."),
+    output: Path = typer.Option(
+        Path("data/synthetic_training_data.csv"), help="Output file; .csv, .json or .parquet."
+    ),
+    seed: int = typer.Option(42, help="Random seed; the same seed gives the same bytes."),
+    user_patterns: UserPatterns = typer.Option(UserPatterns.realistic, help="Distribution of visitors."),
+    validate: bool = typer.Option(False, "--validate", help="Validate the data before writing it."),
+    export_metadata: bool = typer.Option(False, "--export-metadata", help="Also write <output>_metadata.json."),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Generate synthetic visits with CSS targets from documented design rules."""
+    from efimero._api import generate as generate_file
+
+    result = generate_file(
+        size, output=output, seed=seed, pattern=user_patterns.value,
+        validate=validate, export_metadata=export_metadata,
+    )
+    if json_output:
+        emit_json({"output": str(result.output), "rows": result.rows, "validated": validate,
+                   "metadata_path": str(result.metadata_path) if result.metadata_path else None,
+                   "metadata": result.metadata})
+        return
+    console.print(f"[green]✓[/] wrote {result.rows} rows to [bold]{result.output}[/] "
+                  f"(pattern {user_patterns.value}, seed {seed})")
+    table = Table(title="Class frequencies")
+    table.add_column("target")
+    table.add_column("label")
+    table.add_column("rows", justify="right")
+    table.add_column("share", justify="right")
+    for target, counts in result.metadata["class_frequencies"].items():
+        for label, count in counts.items():
+            table.add_row(target, label, str(count), f"{count / result.rows:.1%}")
+    console.print(table)
+    if result.validation:
+        console.print(f"[green]✓[/] validation passed: {result.validation.rows} rows, "
+                      f"{result.validation.columns} columns")
+    if result.metadata_path:
+        console.print(f"[green]✓[/] metadata in {result.metadata_path}")
+
+
+@app.command()
+@reports_errors
+def validate(
+    file: Path = typer.Argument(..., help="Training data file (.csv, .json or .parquet)."),
+    allow_duplicates: bool = typer.Option(False, "--allow-duplicates", help="Accept duplicate rows."),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Validate a training file against the schema (columns, dtypes, ranges, labels, NaN, duplicates)."""
+    from efimero._api import validate_data
+
+    report = validate_data(file, allow_duplicates=allow_duplicates)
+    if json_output:
+        emit_json({"valid": True, **asdict(report)})
+        return
+    console.print(f"[green]✓[/] {file}: valid ({report.rows} rows, {report.columns} columns)")
+    for warning in report.warnings:
+        console.print(f"[yellow]![/] {warning}")

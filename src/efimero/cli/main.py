@@ -1,0 +1,39 @@
+"""The `efimero` command: joins the command groups of each lifecycle stage."""
+
+from __future__ import annotations
+
+import typer
+
+from efimero import __version__
+from efimero.cli import data, models
+from efimero.cli.train import train
+from efimero.cli.validate import validate
+
+app = typer.Typer(
+    name="efimero",
+    help="The ML lifecycle behind an ephemeral frontend: data, training, registry, validation.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(models.app, name="models")
+app.command()(train)
+app.command()(validate)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"efimero {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """efimero: data → training → registry → validation for per-visitor UI styling."""
+
+
+def run() -> None:
+    app()

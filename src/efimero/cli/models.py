@@ -1,0 +1,43 @@
+"""`efimero models ...`: inspect the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+
+app = typer.Typer(help="Inspect the model registry.", no_args_is_help=True)
+
+
+@app.command("list")
+@reports_errors
+def list_versions(
+    models: Path = typer.Option(Path("models"), help="Registry directory."),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List versions, newest first, with their key metrics; ● marks the current one."""
+    from efimero.registry import Registry
+
+    versions = Registry(models).list()
+    if json_output:
+        emit_json([{"version": v.name, "created_at": v.created_at, "current": v.is_current,
+                    "summary": v.metrics.get("summary", {}), "rows": v.metadata.get("rows", {}),
+                    "training_duration_s": v.metadata.get("training_duration_s")} for v in versions])
+        return
+    if not versions:
+        console.print(f"{models}: no versions yet. Train one with `efimero train --data FILE --output {models}`.")
+        return
+    table = Table(title=f"Model versions in {models}")
+    for column in ("", "version", "created (UTC)", "mean accuracy", "mean R²", "rows", "train time"):
+        table.add_column(column, justify="right" if column in {"mean accuracy", "mean R²", "rows", "train time"} else "left")
+    for v in versions:
+        summary = v.metrics.get("summary", {})
+        table.add_row(
+            "●" if v.is_current else "", v.name, v.created_at.replace("T", " ").split("+")[0],
+            f"{summary.get('mean_accuracy', float('nan')):.3f}", f"{summary.get('mean_r2', float('nan')):.3f}",
+            str(v.metadata.get("rows", {}).get("total", "")), f"{v.metadata.get('training_duration_s', 0):.1f} s",
+        )
+    console.print(table)

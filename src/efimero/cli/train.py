@@ -1,0 +1,109 @@
+"""`efimero train`: train, evaluate and register a new model version."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from efimero.cli._common import JSON_HELP, console, emit_json, progress_bar, reports_errors
+
+
+class Tuner(str, Enum):
+    grid = "grid"
+    optuna = "optuna"
+
+
+def _overrides(**flags: Any) -> dict[str, Any]:
+    """Nested config overrides from the CLI flags that were given (None = not given)."""
+    paths = {
+        "cv_folds": ("training", "data", "cv_folds"),
+        "test_size": ("training", "data", "test_size"),
+        "random_state": ("training", "data", "random_state"),
+        "n_jobs": ("training", "n_jobs"),
+        "device": ("training", "device"),
+        "tuner": ("training", "tuning", "method"),
+        "n_trials": ("training", "tuning", "n_trials"),
+    }
+    overrides: dict[str, Any] = {}
+    for flag, value in flags.items():
+        if value is None:
+            continue
+        node = overrides
+        *parents, leaf = paths[flag]
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return overrides
+
+
+def metrics_tables(metrics: dict[str, Any]) -> list[Table]:
+    """Rich tables of test metrics: class targets beside their baselines, then regression."""
+    cv = metrics.get("cv", {})
+    classes = Table(title="Class targets (test set)")
+    for column in ("target", "accuracy", "majority baseline", "macro-F1", "log-loss", "CV accuracy"):
+        classes.add_column(column, justify="left" if column == "target" else "right")
+    for target, values in metrics["classification"].items():
+        cv_acc = cv.get(target, {}).get("accuracy")
+        classes.add_row(
+            target, f"{values['accuracy']:.3f}", f"{values['baseline_accuracy']:.3f}",
+            f"{values['macro_f1']:.3f}", f"{values['log_loss']:.3f}",
+            f"{cv_acc['mean']:.3f} ± {cv_acc['std']:.3f}" if cv_acc else "—",
+        )
+    regression = Table(title="Regression targets (test set)")
+    for column in ("target", "RMSE", "MAE", "R²"):
+        regression.add_column(column, justify="left" if column == "target" else "right")
+    for target, values in metrics["regression"].items():
+        regression.add_row(target, f"{values['rmse']:.4g}", f"{values['mae']:.4g}", f"{values['r2']:.3f}")
+    cv_r2 = next((v["r2"] for v in cv.values() if "r2" in v), None)
+    if cv_r2:
+        regression.caption = f"CV mean R² over targets: {cv_r2['mean']:.3f} ± {cv_r2['std']:.3f}"
+    return [classes, regression]
+
+
+@reports_errors
+def train(
+    data: Path = typer.Option(..., help="Training data (.csv, .json or .parquet)."),
+    output: Path = typer.Option(None, help="Registry directory. [default: registry.model_dir of the config, models]"),
+    tune_hyperparams: bool = typer.Option(False, "--tune-hyperparams", help="Search hyperparameters by k-fold CV."),
+    tuner: Tuner = typer.Option(None, help="Search method. [default: training.tuning.method, grid]"),
+    n_trials: int = typer.Option(None, min=1, help="Optuna trials per model. [default: training.tuning.n_trials, 50]"),
+    cv_folds: int = typer.Option(None, min=0, help="CV folds; 0 skips CV. [default: training.data.cv_folds, 5]"),
+    test_size: float = typer.Option(None, min=0.01, max=0.99, help="Test share. [default: training.data.test_size, 0.2]"),
+    random_state: int = typer.Option(None, help="Seed of splits and models. [default: training.data.random_state, 42]"),
+    gpu: bool = typer.Option(False, "--gpu", help="Train on a CUDA GPU (XGBoost device='cuda')."),
+    n_jobs: int = typer.Option(None, help="Threads per model, -1 for all cores. [default: training.n_jobs, -1]"),
+    config: Path = typer.Option(None, help="Training config YAML. [default: config/training.yaml when present]"),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Train one XGBoost classifier per CSS class and one multi-output regressor; register the version."""
+    from efimero._api import train as train_version
+    from efimero.config import load_training_config
+    from efimero.schema import CSS_TASK
+    from efimero.train import total_steps
+
+    overrides = _overrides(
+        cv_folds=cv_folds, test_size=test_size, random_state=random_state, n_jobs=n_jobs,
+        device="cuda" if gpu else None, tuner=tuner.value if tuner else None, n_trials=n_trials,
+    )
+    cfg = load_training_config(config, overrides=overrides)
+    steps = total_steps(CSS_TASK, cfg.training, tune_hyperparams=tune_hyperparams)
+    with progress_bar(steps, quiet=json_output) as advance:
+        run = train_version(data, output=output, config=cfg, tune_hyperparams=tune_hyperparams, progress=advance)
+    result = run.result
+    if json_output:
+        emit_json({"version": run.version, "models_dir": str(run.models_dir), "metrics": result.metrics,
+                   "hyperparameters": result.hyperparameters, "rows": result.n_rows,
+                   "training_duration_s": result.duration_s})
+        return
+    for table in metrics_tables(result.metrics):
+        console.print(table)
+    summary = result.metrics["summary"]
+    console.print(
+        f"[green]✓[/] version [bold]{run.version}[/] saved in {run.models_dir} and set current — "
+        f"mean accuracy {summary['mean_accuracy']:.3f}, mean R² {summary['mean_r2']:.3f}, "
+        f"{result.n_rows['total']} rows, {result.duration_s:.1f} s"
+    )

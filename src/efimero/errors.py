@@ -1,0 +1,121 @@
+"""The one exception hierarchy of efimero.
+
+Every problem a user can fix surfaces as an :class:`EfimeroError`; anything else is a bug
+and keeps its traceback. The CLI catches ``EfimeroError`` once, prints it and exits 1::
+
+    EfimeroError
+    ├── ConfigError                  a YAML file or key under config/ is invalid
+    ├── DataError                    a data file cannot be read (missing, unknown format)
+    │   └── DataValidationError      the data breaks schema rules (holds the failures)
+    ├── TrainingError                training cannot run (too few rows, no GPU, ...)
+    ├── PredictionInputError         a context lacks a feature or holds a non-number
+    └── RegistryError                the model registry cannot do what was asked
+        ├── VersionNotFoundError     (also a LookupError)
+        ├── ModelIntegrityError      checksums or files do not match the manifest
+        └── RegistryFormatError      a manifest or index file is malformed or too new
+
+Exceptions keep their structured fields (``to_dict``) so ``--json`` output and, later, the
+HTTP layer can report them without parsing messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ROW_RULE = "<row>"
+"""Column name of failures that concern whole rows (duplicates, cross-column rules)."""
+
+MAX_LISTED = 5
+"""Long lists in messages are capped at this many entries."""
+
+
+def format_list(items: list[Any], limit: int = MAX_LISTED) -> str:
+    """Join ``items`` for a message, naming how many were left out."""
+    shown = ", ".join(str(item) for item in items[:limit])
+    if len(items) > limit:
+        shown += f", ... ({len(items) - limit} more)"
+    return shown
+
+
+class EfimeroError(Exception):
+    """Root of every error a user of efimero can act on."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the error as a JSON-ready mapping."""
+        return {"error": type(self).__name__, "message": str(self)}
+
+
+class ConfigError(EfimeroError, ValueError):
+    """A configuration file or one of its keys is invalid."""
+
+
+class DataError(EfimeroError):
+    """A data file cannot be read or written."""
+
+
+@dataclass(frozen=True)
+class ValidationFailure:
+    """One broken rule: which column, which rule, which rows and values."""
+
+    column: str
+    rule: str
+    rows: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    count: int = 0
+
+    def describe(self) -> str:
+        """One line naming the column, the rule and the first failing rows."""
+        where = "rows" if self.column == ROW_RULE else f"column {self.column!r}"
+        text = f"{where}: {self.rule}"
+        if self.count:
+            text += f" — {self.count} row(s) fail"
+        if self.rows:
+            text += f", first rows {format_list(self.rows)}"
+        if self.values:
+            text += f" (values seen: {format_list(self.values)})"
+        return text
+
+
+class DataValidationError(DataError, ValueError):
+    """A dataset breaks the schema; ``failures`` lists every broken rule."""
+
+    def __init__(self, source: str, failures: list[ValidationFailure]) -> None:
+        self.source = source
+        self.failures = failures
+        lines = "\n".join(f"  - {failure.describe()}" for failure in failures)
+        super().__init__(
+            f"{source} failed validation with {len(failures)} problem(s):\n{lines}\n"
+            "Fix the rows named above or regenerate the file with `efimero data generate`."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "source": self.source,
+            "failures": [asdict(failure) for failure in self.failures],
+        }
+
+
+class TrainingError(EfimeroError):
+    """Training cannot run with the data, options or hardware given."""
+
+
+class PredictionInputError(EfimeroError, ValueError):
+    """A prediction input lacks a feature or holds a value that is not a finite number."""
+
+
+class RegistryError(EfimeroError):
+    """The model registry cannot do what was asked."""
+
+
+class VersionNotFoundError(RegistryError, LookupError):
+    """A model version (or the live pointer) does not exist."""
+
+
+class ModelIntegrityError(RegistryError):
+    """A version's files do not match the checksums of its manifest."""
+
+
+class RegistryFormatError(RegistryError):
+    """A manifest or index file is malformed or written by a newer efimero."""

@@ -1,0 +1,155 @@
+"""The validation gate: can this registry version be trusted with live traffic?
+
+Checks, in order (a failed load stops the rest):
+
+1. ``loading``: the version loads and every checksum of its manifest matches;
+2. ``prediction``: realistic sample features give labels the models know and finite values
+   inside the schema's ranges;
+3. ``performance``: average and p95 latency of single predictions under the thresholds;
+4. ``accuracy`` (with test data): mean class accuracy and mean R² at or above the thresholds,
+   each class target above its majority-class baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from efimero.config import ValidationSettings
+from efimero.data.generate import generate_dataset
+from efimero.data.validate import load_training_data
+from efimero.errors import EfimeroError
+from efimero.registry import Registry
+from efimero.schema import CSS_TASK, TabularTask
+from efimero.train import ModelBundle, evaluate, summary_scores
+
+SAMPLE_SEED = 20261125
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    detail: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.passed else "FAIL"
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """Results of every check of one version; ``passed`` only when all passed."""
+
+    models_dir: str
+    version: str | None
+    checks: list[CheckResult]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(check.passed for check in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "models_dir": self.models_dir,
+            "version": self.version,
+            "passed": self.passed,
+            "checks": [asdict(check) | {"status": check.status} for check in self.checks],
+        }
+
+
+def _check_predictions(bundle: ModelBundle, samples: pd.DataFrame, task: TabularTask) -> CheckResult:
+    predicted = bundle.predict_frame(samples)
+    problems = []
+    for target in task.class_targets:
+        unknown = set(predicted[target.name]) - set(target.labels)
+        if unknown:
+            problems.append(f"{target.name} predicted unknown labels {sorted(unknown)}")
+    for target in task.regression_targets:
+        values = predicted[target.name].to_numpy(float)
+        if not np.isfinite(values).all():
+            problems.append(f"{target.name} has non-finite values")
+        elif values.min() < target.minimum or values.max() > target.maximum:
+            problems.append(
+                f"{target.name} must lie in [{target.minimum}, {target.maximum}]. "
+                f"Got [{values.min():.3g}, {values.max():.3g}] instead"
+            )
+    if problems:
+        return CheckResult("prediction", False, "; ".join(problems))
+    return CheckResult("prediction", True, f"{len(samples)} sample rows → labels and values in schema")
+
+
+def _check_latency(bundle: ModelBundle, samples: pd.DataFrame, settings: ValidationSettings) -> CheckResult:
+    rows = samples.to_dict(orient="records")
+    bundle.predict(rows[0])  # warm-up
+    timings = []
+    for row in rows:
+        started = time.perf_counter()
+        bundle.predict(row)
+        timings.append((time.perf_counter() - started) * 1000)
+    avg, p95 = float(np.mean(timings)), float(np.percentile(timings, 95))
+    passed = avg <= settings.max_avg_latency_ms and p95 <= settings.max_p95_latency_ms
+    detail = (
+        f"single prediction avg {avg:.3f} ms (limit {settings.max_avg_latency_ms:g}), "
+        f"p95 {p95:.3f} ms (limit {settings.max_p95_latency_ms:g}) over {len(rows)} samples"
+    )
+    return CheckResult("performance", passed, detail, {"avg_ms": avg, "p95_ms": p95, "samples": len(rows)})
+
+
+def _check_accuracy(bundle: ModelBundle, test_data: Path, settings: ValidationSettings, task: TabularTask) -> CheckResult:
+    frame, _ = load_training_data(test_data, task=task, allow_duplicates=True)
+    metrics = evaluate(bundle, frame)
+    scores = summary_scores(metrics)
+    problems = []
+    accuracy, r2 = scores.get("mean_accuracy"), scores.get("mean_r2")
+    if accuracy is not None and accuracy < settings.min_accuracy:
+        problems.append(f"mean accuracy must be ≥ {settings.min_accuracy:g}. Got {accuracy:.3f} instead")
+    if r2 is not None and r2 < settings.min_r2:
+        problems.append(f"mean R² must be ≥ {settings.min_r2:g}. Got {r2:.3f} instead")
+    for target, values in metrics["classification"].items():
+        if values["accuracy"] <= values["baseline_accuracy"]:
+            problems.append(
+                f"{target} accuracy {values['accuracy']:.3f} does not beat the majority baseline "
+                f"{values['baseline_accuracy']:.3f}"
+            )
+    detail = f"mean accuracy {accuracy:.3f}, mean R² {r2:.3f} on {len(frame)} rows of {test_data}"
+    return CheckResult("accuracy", not problems, "; ".join(problems) or detail, {"summary": scores, "metrics": metrics})
+
+
+def run_validation(
+    models_dir: str | Path,
+    *,
+    version: str | None = None,
+    test_data: str | Path | None = None,
+    settings: ValidationSettings | None = None,
+    task: TabularTask = CSS_TASK,
+) -> GateReport:
+    """Run the validation suite on one version (the current one by default).
+
+    Example:
+        >>> report = run_validation("models/", test_data="data/test.csv")  # doctest: +SKIP
+        >>> report.passed
+        True
+    """
+    settings = settings or ValidationSettings()
+    registry = Registry(models_dir)
+    try:
+        bundle = registry.load(version)
+    except EfimeroError as exc:
+        return GateReport(str(models_dir), version, [CheckResult("loading", False, str(exc))])
+    checks = [CheckResult("loading", True, f"{bundle.version}: {len(bundle.models)} models, checksums verified")]
+    samples = generate_dataset(settings.latency_samples, seed=SAMPLE_SEED)[task.feature_names]
+    checks.append(_check_predictions(bundle, samples, task))
+    checks.append(_check_latency(bundle, samples, settings))
+    if test_data is not None:
+        try:
+            checks.append(_check_accuracy(bundle, Path(test_data), settings, task))
+        except EfimeroError as exc:
+            checks.append(CheckResult("accuracy", False, str(exc)))
+    return GateReport(str(models_dir), bundle.version, checks)

@@ -1,0 +1,146 @@
+"""The feature and target schema, defined once and used everywhere.
+
+A :class:`TabularTask` names the feature columns, the class targets (each with its allowed
+labels) and the regression targets (each with its range and unit). Training, the registry,
+data validation and prediction only ever see a ``TabularTask``; :data:`CSS_TASK` is the one
+efimero ships with: 19 visitor-context features, 3 CSS classes and 8 CSS variables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FeatureKind = Literal["binary", "integer", "float"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column: its kind, the closed range of valid values and what it means."""
+
+    name: str
+    kind: FeatureKind
+    minimum: float
+    maximum: float
+    description: str
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class ClassTarget:
+    """A categorical target and the labels it may take."""
+
+    name: str
+    labels: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class RegressionTarget:
+    """A numeric target, its valid range and the CSS unit it is rendered with."""
+
+    name: str
+    minimum: float
+    maximum: float
+    unit: str
+    description: str
+
+
+@dataclass(frozen=True)
+class TabularTask:
+    """A supervised tabular problem: features in, class and regression targets out."""
+
+    name: str
+    features: tuple[Feature, ...]
+    class_targets: tuple[ClassTarget, ...]
+    regression_targets: tuple[RegressionTarget, ...]
+    stratify_on: str | None = None
+    regression_model: str = "regression"
+    """Name of the one multi-output model that predicts every regression target."""
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+    @property
+    def class_target_names(self) -> list[str]:
+        return [target.name for target in self.class_targets]
+
+    @property
+    def regression_target_names(self) -> list[str]:
+        return [target.name for target in self.regression_targets]
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column of a training file, in file order."""
+        return self.feature_names + self.class_target_names + self.regression_target_names
+
+
+def _binary(name: str, description: str) -> Feature:
+    return Feature(name, "binary", 0, 1, description)
+
+
+CSS_FEATURES: tuple[Feature, ...] = (
+    Feature("hour_of_day", "integer", 0, 23, "Visitor's local hour", "h"),
+    _binary("is_weekend", "1 on Saturday and Sunday"),
+    _binary("is_business_hours", "1 on weekdays from 09:00 to 17:59"),
+    Feature("time_intensity", "float", 0, 1, "Typical traffic at this hour, 1 = daily peak"),
+    _binary("is_mobile", "Phone-class device"),
+    _binary("is_tablet", "Tablet-class device"),
+    _binary("is_desktop", "Desktop or laptop"),
+    _binary("touch_enabled", "The device reports touch points"),
+    Feature("device_pixel_ratio", "float", 0.25, 8, "window.devicePixelRatio"),
+    Feature("viewport_area", "float", 1, 1e8, "Viewport width × height", "CSS px²"),
+    Feature("aspect_ratio", "float", 0.05, 20, "Viewport width / height"),
+    Feature("viewport_diagonal", "float", 1, 15_000, "Viewport diagonal", "CSS px"),
+    Feature("pixel_density", "float", 1, 2_000, "Estimated physical density", "ppi"),
+    Feature("avg_session_duration", "float", 0, 86_400, "Mean past session length", "s"),
+    Feature("total_interactions", "integer", 0, 10_000_000, "Clicks and taps ever recorded"),
+    Feature("days_since_first_visit", "integer", 0, 36_500, "Days since the first visit", "d"),
+    Feature("user_density_group", "integer", 0, 2, "0 casual, 1 regular, 2 power user"),
+    Feature("estimated_network_speed", "float", 0.01, 10_000, "Estimated downlink", "Mbit/s"),
+    _binary("accessibility_needs", "Asked for more contrast, less motion or larger text"),
+)
+
+CSS_CLASS_TARGETS: tuple[ClassTarget, ...] = (
+    ClassTarget(
+        "css_class_density",
+        ("densidad-baja", "densidad-media", "densidad-alta"),
+        "How much content fits on screen",
+    ),
+    ClassTarget(
+        "css_class_font",
+        ("fuente-sans", "fuente-serif", "fuente-mono", "fuente-grande"),
+        "Font family preset",
+    ),
+    ClassTarget(
+        "css_class_theme",
+        ("tema-claro", "tema-oscuro", "tema-alto-contraste"),
+        "Colour theme",
+    ),
+)
+
+CSS_REGRESSION_TARGETS: tuple[RegressionTarget, ...] = (
+    RegressionTarget("font_size_base", 10, 32, "px", "Base font size"),
+    RegressionTarget("line_height_base", 1.0, 2.5, "", "Base line height (unitless)"),
+    RegressionTarget("spacing_base", 2, 32, "px", "Base spacing unit"),
+    RegressionTarget("border_radius_base", 0, 32, "px", "Base corner radius"),
+    RegressionTarget("color_primary_h", 0, 360, "deg", "Primary colour hue"),
+    RegressionTarget("color_primary_s", 0, 100, "%", "Primary colour saturation"),
+    RegressionTarget("color_primary_l", 0, 100, "%", "Primary colour lightness"),
+    RegressionTarget("animation_duration", 0, 2_000, "ms", "Base animation duration"),
+)
+
+CSS_TASK = TabularTask(
+    name="css",
+    features=CSS_FEATURES,
+    class_targets=CSS_CLASS_TARGETS,
+    regression_targets=CSS_REGRESSION_TARGETS,
+    stratify_on="css_class_theme",
+    regression_model="css_variables",
+)
+"""The ephemeral-frontend task: visitor context → 3 CSS classes and 8 CSS variables."""
+
+FEATURE_NAMES: list[str] = CSS_TASK.feature_names
+CLASS_TARGET_NAMES: list[str] = CSS_TASK.class_target_names
+REGRESSION_TARGET_NAMES: list[str] = CSS_TASK.regression_target_names

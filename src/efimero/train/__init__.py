@@ -1,0 +1,22 @@
+"""Training: XGBoost models per target, tuning, cross-validation and test metrics."""
+
+from efimero.train._model import ClassPrediction, ModelBundle, Prediction, Preprocessor, TrainedModel
+from efimero.train.fit import TrainingResult, total_steps, train
+from efimero.train.metrics import evaluate, summary_scores
+from efimero.train.tune import TuningResult, cross_validate, tune
+
+__all__ = [
+    "ClassPrediction",
+    "ModelBundle",
+    "Prediction",
+    "Preprocessor",
+    "TrainedModel",
+    "TrainingResult",
+    "TuningResult",
+    "cross_validate",
+    "evaluate",
+    "summary_scores",
+    "total_steps",
+    "train",
+    "tune",
+]

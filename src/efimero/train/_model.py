@@ -1,0 +1,198 @@
+"""Trained models and their preprocessing, shared by training, the registry and serving.
+
+A :class:`ModelBundle` is what a registry version holds: the feature order, the scaler and
+named models. Prediction lives here, once, so training metrics and live predictions go
+through the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from efimero.errors import PredictionInputError
+
+ModelKind = Literal["classifier", "regressor"]
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """A fitted standard scaler reduced to two arrays, so transforming one row is cheap."""
+
+    feature_names: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, features: pd.DataFrame) -> Preprocessor:
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(features.to_numpy(dtype=float))
+        return cls(list(features.columns), scaler.mean_.copy(), scaler.scale_.copy())
+
+    def transform(self, matrix: np.ndarray) -> np.ndarray:
+        return (matrix - self.mean) / self.scale
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "standard_scaler",
+            "feature_names": self.feature_names,
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> Preprocessor:
+        return cls(list(payload["feature_names"]), np.asarray(payload["mean"]), np.asarray(payload["scale"]))
+
+
+@dataclass
+class TrainedModel:
+    """One named model: a classifier of one target or a regressor of several.
+
+    Regressors learn standardised targets (so no target dominates the shared trees and the
+    early-stopping metric); ``target_mean``/``target_scale`` map outputs back to units.
+    """
+
+    name: str
+    kind: ModelKind
+    targets: list[str]
+    booster: xgb.Booster
+    params: dict[str, Any] = field(default_factory=dict)
+    labels: list[str] | None = None
+    target_mean: np.ndarray | None = None
+    target_scale: np.ndarray | None = None
+    algorithm: str = "xgboost"
+
+    def predict_matrix(self, scaled: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, labels) or target values in their units (n, targets)."""
+        output = np.asarray(self.booster.inplace_predict(scaled))
+        if self.kind == "classifier":
+            return output.reshape(len(scaled), -1)
+        values = output.reshape(len(scaled), len(self.targets))
+        return values * self.target_scale + self.target_mean
+
+    def info(self) -> dict[str, Any]:
+        """Everything but the booster, JSON-ready (the registry's model index entry)."""
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "algorithm": self.algorithm,
+            "targets": self.targets,
+            "params": self.params,
+            "n_trees": self.booster.num_boosted_rounds(),
+        }
+        if self.labels is not None:
+            entry["labels"] = self.labels
+        if self.target_mean is not None and self.target_scale is not None:
+            entry["target_mean"] = self.target_mean.tolist()
+            entry["target_scale"] = self.target_scale.tolist()
+        return entry
+
+
+@dataclass(frozen=True)
+class ClassPrediction:
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One prediction: a label per class target and a value per regression target."""
+
+    classes: dict[str, ClassPrediction]
+    values: dict[str, float]
+    model_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "classes": {k: vars(v) for k, v in self.classes.items()},
+            "values": self.values,
+        }
+
+
+@dataclass
+class ModelBundle:
+    """Feature order, preprocessing and named models: one registry version in memory."""
+
+    preprocessor: Preprocessor
+    models: dict[str, TrainedModel]
+    version: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.preprocessor.feature_names
+
+    def _scaled(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+        if isinstance(features, pd.DataFrame):
+            missing = [name for name in self.feature_names if name not in features.columns]
+            if missing:
+                raise PredictionInputError(f"features are missing column(s): {', '.join(missing)}.")
+            features = features[self.feature_names].to_numpy(dtype=float)
+        return self.preprocessor.transform(np.asarray(features, dtype=float))
+
+    def predict_outputs(self, features: pd.DataFrame | np.ndarray) -> dict[str, np.ndarray]:
+        """Raw outputs per model name: probabilities for classifiers, values for regressors."""
+        scaled = self._scaled(features)
+        return {name: model.predict_matrix(scaled) for name, model in self.models.items()}
+
+    def predict_frame(self, features: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """Predicted labels and values, one column per target, one row per input row."""
+        columns: dict[str, Any] = {}
+        for name, output in self.predict_outputs(features).items():
+            model = self.models[name]
+            if model.kind == "classifier":
+                columns[model.targets[0]] = np.asarray(model.labels, dtype=object)[output.argmax(axis=1)]
+            else:
+                columns.update({target: output[:, i] for i, target in enumerate(model.targets)})
+        return pd.DataFrame(columns)
+
+    def _row(self, context: Mapping[str, Any]) -> np.ndarray:
+        row = np.empty((1, len(self.feature_names)))
+        for i, name in enumerate(self.feature_names):
+            try:
+                value = float(context[name])
+            except KeyError:
+                raise PredictionInputError(f"context is missing feature {name!r}.") from None
+            except (TypeError, ValueError):
+                raise PredictionInputError(
+                    f"feature {name!r} must be a number. Got {context[name]!r} instead."
+                ) from None
+            if not math.isfinite(value):
+                raise PredictionInputError(f"feature {name!r} must be finite. Got {value} instead.")
+            row[0, i] = value
+        return row
+
+    def predict(self, context: Mapping[str, Any]) -> Prediction:
+        """Predict one row given as a mapping of feature name → number.
+
+        Example:
+            >>> bundle = efimero.load("models/")  # doctest: +SKIP
+            >>> bundle.predict(features).classes["css_class_theme"].label  # doctest: +SKIP
+            'tema-oscuro'
+        """
+        classes: dict[str, ClassPrediction] = {}
+        values: dict[str, float] = {}
+        for name, output in self.predict_outputs(self._row(context)).items():
+            model = self.models[name]
+            if model.kind == "classifier":
+                probabilities = output[0]
+                best = int(probabilities.argmax())
+                classes[model.targets[0]] = ClassPrediction(
+                    label=model.labels[best],
+                    confidence=float(probabilities[best]),
+                    probabilities={label: float(p) for label, p in zip(model.labels, probabilities)},
+                )
+            else:
+                values.update({target: float(v) for target, v in zip(model.targets, output[0])})
+        return Prediction(classes, values, self.version)

@@ -1,0 +1,139 @@
+"""Fitting one XGBoost model (classifier or multi-output regressor) from settings."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from efimero.config import ClassifierParams, RegressorParams, XGBoostParams
+from efimero.errors import TrainingError
+from efimero.train._model import TrainedModel
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how fast to train: seed, threads and device."""
+
+    seed: int = 42
+    n_jobs: int = -1
+    device: str = "cpu"
+
+
+def check_gpu() -> None:
+    """Fail with a clear message unless XGBoost really trains on a CUDA device here.
+
+    Without a visible GPU XGBoost silently falls back to the CPU (with a warning), so the
+    probe reads the device back from the trained booster's configuration.
+    """
+    if not xgb.build_info().get("USE_CUDA"):
+        raise TrainingError("--gpu needs an XGBoost build with CUDA support; this one has none. Drop --gpu.")
+    probe = xgb.DMatrix(np.zeros((2, 1)), label=np.array([0.0, 1.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            booster = xgb.train({"device": "cuda", "tree_method": "hist"}, probe, num_boost_round=1)
+        except xgb.core.XGBoostError as exc:
+            reason = str(exc).strip().splitlines()[0]
+            raise TrainingError(f"--gpu was given but CUDA training failed ({reason}). Drop --gpu.") from exc
+    device = json.loads(booster.save_config())["learner"]["generic_param"]["device"]
+    if not device.startswith("cuda"):
+        raise TrainingError("--gpu was given but XGBoost sees no CUDA GPU on this machine. Drop --gpu.")
+
+
+def booster_params(params: XGBoostParams, runtime: Runtime) -> dict[str, Any]:
+    """Translate settings into the parameter dict of ``xgboost.train``."""
+    native: dict[str, Any] = {
+        "objective": params.objective,  # type: ignore[attr-defined]
+        "eta": params.learning_rate,
+        "max_depth": params.max_depth,
+        "alpha": params.reg_alpha,
+        "lambda": params.reg_lambda,
+        "min_child_weight": params.min_child_weight,
+        "subsample": params.subsample,
+        "colsample_bytree": params.colsample_bytree,
+        "tree_method": "hist",
+        "device": runtime.device,
+        "seed": runtime.seed,
+    }
+    if runtime.n_jobs > 0:
+        native["nthread"] = runtime.n_jobs
+    if isinstance(params, RegressorParams):
+        native["multi_strategy"] = params.multi_strategy
+    return native
+
+
+def _boost(
+    native: dict[str, Any],
+    params: XGBoostParams,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    eval_set: tuple[np.ndarray, np.ndarray] | None,
+) -> xgb.Booster:
+    """Run ``xgboost.train``; with ``eval_set``, stop early and keep only the used trees."""
+    train_matrix = xgb.QuantileDMatrix(x_train, label=y_train)
+    if eval_set is None or params.early_stopping_rounds is None:
+        return xgb.train(native, train_matrix, num_boost_round=params.n_estimators)
+    eval_matrix = xgb.QuantileDMatrix(eval_set[0], label=eval_set[1], ref=train_matrix)
+    booster = xgb.train(
+        native,
+        train_matrix,
+        num_boost_round=params.n_estimators,
+        evals=[(eval_matrix, "validation")],
+        early_stopping_rounds=params.early_stopping_rounds,
+        verbose_eval=False,
+    )
+    used = booster.best_iteration + 1
+    return booster[:used] if used < booster.num_boosted_rounds() else booster
+
+
+def _for_inference(booster: xgb.Booster) -> xgb.Booster:
+    """Predict on the CPU whatever the training device was (serving has no GPU)."""
+    booster.set_param({"device": "cpu"})
+    return booster
+
+
+def fit_classifier(
+    name: str,
+    target: str,
+    labels: list[str],
+    params: ClassifierParams,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    runtime: Runtime,
+    eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+) -> TrainedModel:
+    """Fit a multi:softprob classifier; ``y`` holds indices into ``labels``."""
+    if len(np.unique(y_train)) < 2:
+        raise TrainingError(f"target {target!r} has a single label in the training rows; it needs at least two.")
+    native = booster_params(params, runtime) | {"num_class": len(labels), "eval_metric": "mlogloss"}
+    booster = _boost(native, params, x_train, y_train, eval_set)
+    return TrainedModel(name, "classifier", [target], _for_inference(booster), params.model_dump(), labels=labels)
+
+
+def fit_regressor(
+    name: str,
+    targets: list[str],
+    params: RegressorParams,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    runtime: Runtime,
+    eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+) -> TrainedModel:
+    """Fit one multi-output regressor on standardised targets (see :class:`TrainedModel`)."""
+    mean = y_train.mean(axis=0)
+    scale = y_train.std(axis=0)
+    scale[scale == 0] = 1.0
+    native = booster_params(params, runtime) | {"eval_metric": "rmse"}
+    scaled_eval = (eval_set[0], (eval_set[1] - mean) / scale) if eval_set else None
+    booster = _boost(native, params, x_train, (y_train - mean) / scale, scaled_eval)
+    return TrainedModel(
+        name, "regressor", list(targets), _for_inference(booster), params.model_dump(),
+        target_mean=mean, target_scale=scale,
+    )
