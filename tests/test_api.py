@@ -11,9 +11,9 @@ def test_predict_follows_the_current_pointer_without_reloading(registry_copy, sm
     root, (old, new) = registry_copy()
     row = small_frame.iloc[5].to_dict()
     assert efimero.predict(row, models=root).model_version == new
-    cached = efimero._api._cache[(str(root.resolve()), new)]
+    cached = efimero._api._cache[(str(root), new)]
     assert efimero.predict(row, models=root).model_version == new
-    assert efimero._api._cache[(str(root.resolve()), new)] is cached
+    assert efimero._api._cache[(str(root), new)] is cached
     Registry(root).set_current(old)
     assert efimero.predict(row, models=root).model_version == old
     assert efimero.predict(row, models=root, version=new).model_version == new
@@ -45,3 +45,10 @@ def test_import_is_cheap() -> None:
 
     code = "import sys, efimero; print(sorted(m for m in ('xgboost', 'pandas', 'sklearn') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_lazy_api_names_stay_functions_after_submodules_load(small_csv, tmp_path) -> None:
+    efimero.load  # noqa: B018 - loads efimero._api and the training subpackage
+    assert callable(efimero.train) and callable(efimero.predict) and callable(efimero.generate)
+    run = efimero.train(small_csv, output=tmp_path / "models", config=__import__("tests.conftest").conftest.fast_config())
+    assert efimero.load(tmp_path / "models").version == run.version

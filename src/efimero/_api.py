@@ -16,9 +16,9 @@ from efimero.data.generate import Pattern, describe_dataset, generate_dataset
 from efimero.data.validate import ValidationReport, load_training_data, validate_frame
 from efimero.registry import Registry
 from efimero.schema import CSS_TASK, TabularTask
-from efimero.train import ModelBundle, Prediction, TrainingResult
-from efimero.train import train as train_models
-from efimero.train.tune import ProgressCallback
+from efimero.training import ModelBundle, Prediction, TrainingResult
+from efimero.training import train as train_models
+from efimero.training.tune import ProgressCallback
 
 _LIBRARIES = ("efimero", "xgboost", "scikit-learn", "numpy", "pandas", "optuna", "pandera")
 
@@ -151,11 +151,12 @@ def predict(context: Mapping[str, Any], *, models: str | Path = "models", versio
     read per call, so a new live version is picked up without rebuilding anything else.
     """
     registry = Registry(models)
-    name = registry.resolve(version)
-    key = (str(registry.root.resolve()), name)
-    bundle = _cache.get(key)
+    name = registry.current() if version in (None, "current") else version
+    bundle = _cache.get((str(registry.root), name or ""))
     if bundle is None:
         with _cache_lock:
+            name = registry.resolve(name)
+            key = (str(registry.root), name)
             bundle = _cache.get(key) or registry.load(name)
             _cache[key] = bundle
     return bundle.predict(context)

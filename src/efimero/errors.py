@@ -9,6 +9,7 @@ and keeps its traceback. The CLI catches ``EfimeroError`` once, prints it and ex
     │   └── DataValidationError      the data breaks schema rules (holds the failures)
     ├── TrainingError                training cannot run (too few rows, no GPU, ...)
     ├── PredictionInputError         a context lacks a feature or holds a non-number
+    ├── StoreError                   the interaction store cannot be opened or written
     └── RegistryError                the model registry cannot do what was asked
         ├── VersionNotFoundError     (also a LookupError)
         ├── ModelIntegrityError      checksums or files do not match the manifest
@@ -103,6 +104,10 @@ class TrainingError(EfimeroError):
 
 class PredictionInputError(EfimeroError, ValueError):
     """A prediction input lacks a feature or holds a value that is not a finite number."""
+
+
+class StoreError(EfimeroError):
+    """The interaction store cannot be opened, read or written."""
 
 
 class RegistryError(EfimeroError):

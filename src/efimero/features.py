@@ -22,6 +22,9 @@ Raw context columns (one row per visit):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -69,14 +72,53 @@ def time_intensity(hour: np.ndarray) -> np.ndarray:
     return HOURLY_TRAFFIC[np.asarray(hour, dtype=int)] / HOURLY_TRAFFIC.max()
 
 
-def engineer_features(raw: pd.DataFrame) -> pd.DataFrame:
-    """Turn raw visit contexts into the model features, in schema order.
+def compute_features(raw: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Turn raw visit contexts (columns as arrays) into the model features, in schema order.
+
+    Works on plain numpy arrays so that a single request pays microseconds, not a DataFrame.
 
     Args:
-        raw: one row per visit with the columns of :data:`RAW_CONTEXT_COLUMNS`.
+        raw: the columns of :data:`RAW_CONTEXT_COLUMNS`, each an array (or list) of equal length.
 
     Returns:
-        A frame with exactly the columns of :data:`efimero.schema.FEATURE_NAMES`.
+        One array per name of :data:`efimero.schema.FEATURE_NAMES`, in that order.
+    """
+    hour = np.asarray(raw["local_hour"], dtype=int)
+    weekend = (np.asarray(raw["weekday"], dtype=int) >= 5).astype(int)
+    device = np.asarray(raw["device_type"], dtype=object)
+    width = np.asarray(raw["viewport_width"], dtype=float)
+    height = np.asarray(raw["viewport_height"], dtype=float)
+    dpr = np.asarray(raw["device_pixel_ratio"], dtype=float)
+    interactions = np.asarray(raw["total_interactions"], dtype=np.int64)
+    reference_ppi = np.select(
+        [device == kind for kind in DEVICE_TYPES], [REFERENCE_PPI[kind] for kind in DEVICE_TYPES]
+    )
+    features = {
+        "hour_of_day": hour,
+        "is_weekend": weekend,
+        "is_business_hours": (np.isin(hour, BUSINESS_HOURS) & (weekend == 0)).astype(int),
+        "time_intensity": np.round(time_intensity(hour), 4),
+        "is_mobile": (device == "mobile").astype(int),
+        "is_tablet": (device == "tablet").astype(int),
+        "is_desktop": (device == "desktop").astype(int),
+        "touch_enabled": (np.asarray(raw["max_touch_points"], dtype=int) > 0).astype(int),
+        "device_pixel_ratio": dpr,
+        "viewport_area": width * height,
+        "aspect_ratio": np.round(width / height, 4),
+        "viewport_diagonal": np.round(np.hypot(width, height), 2),
+        "pixel_density": np.round(dpr * reference_ppi, 1),
+        "avg_session_duration": np.asarray(raw["avg_session_duration"], dtype=float),
+        "total_interactions": interactions,
+        "days_since_first_visit": np.asarray(raw["days_since_first_visit"], dtype=np.int64),
+        "user_density_group": np.searchsorted(ENGAGEMENT_TIERS, interactions, side="right"),
+        "estimated_network_speed": np.asarray(raw["downlink_mbps"], dtype=float),
+        "accessibility_needs": np.asarray(raw["accessibility_needs"], dtype=int),
+    }
+    return {name: features[name] for name in FEATURE_NAMES}
+
+
+def engineer_features(raw: pd.DataFrame) -> pd.DataFrame:
+    """:func:`compute_features` over a DataFrame of raw contexts, keeping its index.
 
     Example:
         >>> row = dict(local_hour=23, weekday=5, device_type="mobile", max_touch_points=5,
@@ -86,38 +128,5 @@ def engineer_features(raw: pd.DataFrame) -> pd.DataFrame:
         >>> engineer_features(pd.DataFrame([row]))["is_mobile"].item()
         1
     """
-    hour = raw["local_hour"].to_numpy(dtype=int)
-    weekend = (raw["weekday"].to_numpy(dtype=int) >= 5).astype(int)
-    device = raw["device_type"].to_numpy(dtype=object)
-    width = raw["viewport_width"].to_numpy(dtype=float)
-    height = raw["viewport_height"].to_numpy(dtype=float)
-    dpr = raw["device_pixel_ratio"].to_numpy(dtype=float)
-    interactions = raw["total_interactions"].to_numpy(dtype=np.int64)
-    reference_ppi = np.select(
-        [device == kind for kind in DEVICE_TYPES], [REFERENCE_PPI[kind] for kind in DEVICE_TYPES]
-    )
-    features = pd.DataFrame(
-        {
-            "hour_of_day": hour,
-            "is_weekend": weekend,
-            "is_business_hours": (np.isin(hour, BUSINESS_HOURS) & (weekend == 0)).astype(int),
-            "time_intensity": np.round(time_intensity(hour), 4),
-            "is_mobile": (device == "mobile").astype(int),
-            "is_tablet": (device == "tablet").astype(int),
-            "is_desktop": (device == "desktop").astype(int),
-            "touch_enabled": (raw["max_touch_points"].to_numpy(dtype=int) > 0).astype(int),
-            "device_pixel_ratio": dpr,
-            "viewport_area": width * height,
-            "aspect_ratio": np.round(width / height, 4),
-            "viewport_diagonal": np.round(np.hypot(width, height), 2),
-            "pixel_density": np.round(dpr * reference_ppi, 1),
-            "avg_session_duration": raw["avg_session_duration"].to_numpy(dtype=float),
-            "total_interactions": interactions,
-            "days_since_first_visit": raw["days_since_first_visit"].to_numpy(dtype=np.int64),
-            "user_density_group": np.searchsorted(ENGAGEMENT_TIERS, interactions, side="right"),
-            "estimated_network_speed": raw["downlink_mbps"].to_numpy(dtype=float),
-            "accessibility_needs": raw["accessibility_needs"].to_numpy(dtype=int),
-        },
-        index=raw.index,
-    )
-    return features[FEATURE_NAMES]
+    columns = {name: raw[name].to_numpy() for name in RAW_CONTEXT_COLUMNS}
+    return pd.DataFrame(compute_features(columns), index=raw.index)

@@ -26,7 +26,7 @@ from efimero.data.validate import load_training_data
 from efimero.errors import EfimeroError
 from efimero.registry import Registry
 from efimero.schema import CSS_TASK, TabularTask
-from efimero.train import ModelBundle, evaluate, summary_scores
+from efimero.training import ModelBundle, evaluate, summary_scores
 
 SAMPLE_SEED = 20261125
 

@@ -51,7 +51,7 @@ def test_generate_validate_train_list_validate(tmp_path: Path, fast_yaml: Path) 
 
     result = invoke("validate", "--models", models, "--test-data", data, "--json")
     report = json.loads(result.stdout)
-    assert [c["status"] for c in report["checks"]][:3] == ["PASS", "PASS", "PASS"]
+    assert [c["status"] for c in report["checks"]][:3] == ["PASS", "PASS", "PASS"], report
     assert result.exit_code == (0 if report["passed"] else 1)
 
 
@@ -66,7 +66,8 @@ def test_train_json_is_pure_json(tmp_path: Path, fast_yaml: Path, small_csv: Pat
 
 def test_validate_exit_codes(registry_copy) -> None:
     root, versions = registry_copy()
-    assert invoke("validate", "--models", root).exit_code == 0
+    result = invoke("validate", "--models", root)
+    assert result.exit_code == 0, result.output
     (root / versions[-1] / "models" / "css_variables.ubj").write_bytes(b"not a model")
     result = invoke("validate", "--models", root)
     assert result.exit_code == 1

@@ -83,7 +83,7 @@ def train(
     from efimero._api import train as train_version
     from efimero.config import load_training_config
     from efimero.schema import CSS_TASK
-    from efimero.train import total_steps
+    from efimero.training import total_steps
 
     overrides = _overrides(
         cv_folds=cv_folds, test_size=test_size, random_state=random_state, n_jobs=n_jobs,

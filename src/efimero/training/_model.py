@@ -70,12 +70,23 @@ class TrainedModel:
     target_scale: np.ndarray | None = None
     algorithm: str = "xgboost"
 
-    def predict_matrix(self, scaled: np.ndarray) -> np.ndarray:
-        """Class probabilities (n, labels) or target values in their units (n, targets)."""
-        output = np.asarray(self.booster.inplace_predict(scaled))
+    def __post_init__(self) -> None:
+        # Predictions are mostly single rows: one thread avoids OpenMP start-up and, under
+        # CPU contention, spin-waiting threads that turn a 0.5 ms prediction into 100 ms.
+        self.booster.set_param({"nthread": 1})
+
+    def predict_matrix(self, scaled: np.ndarray | xgb.DMatrix) -> np.ndarray:
+        """Class probabilities (n, labels) or target values in their units (n, targets).
+
+        Pass a DMatrix when several models predict the same rows: building it once is
+        cheaper than one ``inplace_predict`` per model (see ``bench/bench_predict.py``).
+        """
+        matrix = scaled if isinstance(scaled, xgb.DMatrix) else xgb.DMatrix(scaled, nthread=1)
+        output = np.asarray(self.booster.predict(matrix, validate_features=False))
+        scaled_rows = matrix.num_row()
         if self.kind == "classifier":
-            return output.reshape(len(scaled), -1)
-        values = output.reshape(len(scaled), len(self.targets))
+            return output.reshape(scaled_rows, -1)
+        values = output.reshape(scaled_rows, len(self.targets))
         return values * self.target_scale + self.target_mean
 
     def info(self) -> dict[str, Any]:
@@ -143,8 +154,8 @@ class ModelBundle:
 
     def predict_outputs(self, features: pd.DataFrame | np.ndarray) -> dict[str, np.ndarray]:
         """Raw outputs per model name: probabilities for classifiers, values for regressors."""
-        scaled = self._scaled(features)
-        return {name: model.predict_matrix(scaled) for name, model in self.models.items()}
+        matrix = xgb.DMatrix(self._scaled(features), nthread=1)
+        return {name: model.predict_matrix(matrix) for name, model in self.models.items()}
 
     def predict_frame(self, features: pd.DataFrame | np.ndarray) -> pd.DataFrame:
         """Predicted labels and values, one column per target, one row per input row."""

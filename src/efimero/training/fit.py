@@ -13,11 +13,11 @@ from sklearn.model_selection import train_test_split
 from efimero.config import TrainingSettings
 from efimero.errors import TrainingError
 from efimero.schema import TabularTask
-from efimero.train._model import ModelBundle, Preprocessor
-from efimero.train._spec import ModelSpec, model_specs
-from efimero.train._xgb import Runtime, check_gpu
-from efimero.train.metrics import evaluate, summary_scores
-from efimero.train.tune import ProgressCallback, TuningResult, cross_validate, n_candidates, tune
+from efimero.training._model import ModelBundle, Preprocessor
+from efimero.training._spec import ModelSpec, model_specs
+from efimero.training._xgb import Runtime, check_gpu
+from efimero.training.metrics import evaluate, summary_scores
+from efimero.training.tune import ProgressCallback, TuningResult, cross_validate, n_candidates, tune
 
 MIN_ROWS = 50
 

@@ -13,8 +13,8 @@ import optuna
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from efimero.config import TuningSettings, XGBoostParams
-from efimero.train._spec import ModelSpec
-from efimero.train._xgb import Runtime
+from efimero.training._spec import ModelSpec
+from efimero.training._xgb import Runtime
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from efimero.config import load_training_config
 from efimero.data.generate import generate_dataset
 from efimero.errors import TrainingError
 from efimero.schema import CSS_TASK
-from efimero.train import train
-from efimero.train.metrics import evaluate
+from efimero.training import train
+from efimero.training.metrics import evaluate
 from tests.conftest import fast_config
 
 

@@ -10,8 +10,8 @@ from sklearn.metrics import accuracy_score, log_loss, r2_score, root_mean_square
 
 from efimero.config import ClassifierParams, ModelSettings, RegressorParams, XGBoostParams
 from efimero.schema import TabularTask
-from efimero.train._model import ModelKind, TrainedModel
-from efimero.train._xgb import Runtime, fit_classifier, fit_regressor
+from efimero.training._model import ModelKind, TrainedModel
+from efimero.training._xgb import Runtime, fit_classifier, fit_regressor
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Training: XGBoost models per target, tuning, cross-validation and test metrics."""
 
-from efimero.train._model import ClassPrediction, ModelBundle, Prediction, Preprocessor, TrainedModel
-from efimero.train.fit import TrainingResult, total_steps, train
-from efimero.train.metrics import evaluate, summary_scores
-from efimero.train.tune import TuningResult, cross_validate, tune
+from efimero.training._model import ClassPrediction, ModelBundle, Prediction, Preprocessor, TrainedModel
+from efimero.training.fit import TrainingResult, total_steps, train
+from efimero.training.metrics import evaluate, summary_scores
+from efimero.training.tune import TuningResult, cross_validate, tune
 
 __all__ = [
     "ClassPrediction",
