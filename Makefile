@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The browser tests drive Debian's Chromium (never a downloaded browser).
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver
+
 demo: $(STAMP)
 	$(BIN)/efimero data generate --size 5000 --seed 42 --output data/synthetic_training_data.csv --validate --export-metadata
 	$(BIN)/efimero data generate --size 1000 --seed 7 --output data/validation_set.csv --validate
@@ -21,12 +28,13 @@ demo: $(STAMP)
 	$(BIN)/efimero models list --models models/
 	$(BIN)/efimero validate --models models/ --test-data data/validation_set.csv
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_predict.py
 	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_serve.py
 
 clean:
-	rm -rf $(VENV) data models .pytest_cache
+	rm -rf $(VENV) data models .pytest_cache test-output

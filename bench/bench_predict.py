@@ -5,7 +5,7 @@ realistic rows through four paths, interleaved call by call (in rotating order) 
 and cache effects hit all alike:
 
   (a) efimero.predict(row, models=dir)   module-level, cached; reads the `current` pointer per call
-  (b) bundle.predict(row)                a loaded ModelBundle: validation, scaling, label mapping
+  (b) bundle.predict(row)                a loaded ModelBundle: validation, scaling, one DMatrix, label mapping
   (c) raw inplace_predict                dict -> numpy row, standard scaling, booster.inplace_predict x4
   (d) raw DMatrix predict                the same, but one xgb.DMatrix(row) shared by booster.predict x4
 

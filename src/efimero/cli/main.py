@@ -6,6 +6,7 @@ import typer
 
 from efimero import __version__
 from efimero.cli import data, models
+from efimero.cli.serve import serve
 from efimero.cli.train import train
 from efimero.cli.validate import validate
 
@@ -20,6 +21,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.command()(train)
 app.command()(validate)
+app.command()(serve)
 
 
 def _version(value: bool) -> None:

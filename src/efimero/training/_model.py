@@ -192,18 +192,25 @@ class ModelBundle:
             >>> bundle.predict(features).classes["css_class_theme"].label  # doctest: +SKIP
             'tema-oscuro'
         """
-        classes: dict[str, ClassPrediction] = {}
-        values: dict[str, float] = {}
-        for name, output in self.predict_outputs(self._row(context)).items():
-            model = self.models[name]
-            if model.kind == "classifier":
-                probabilities = output[0]
-                best = int(probabilities.argmax())
-                classes[model.targets[0]] = ClassPrediction(
-                    label=model.labels[best],
-                    confidence=float(probabilities[best]),
-                    probabilities={label: float(p) for label, p in zip(model.labels, probabilities)},
-                )
-            else:
-                values.update({target: float(v) for target, v in zip(model.targets, output[0])})
-        return Prediction(classes, values, self.version)
+        return self.predict_rows(self._row(context))[0]
+
+    def predict_rows(self, features: pd.DataFrame | np.ndarray) -> list[Prediction]:
+        """One :class:`Prediction` per row of a feature frame or matrix, in one vectorised pass."""
+        outputs = [(self.models[name], output) for name, output in self.predict_outputs(features).items()]
+        predictions = []
+        for row in range(len(outputs[0][1])):
+            classes: dict[str, ClassPrediction] = {}
+            values: dict[str, float] = {}
+            for model, output in outputs:
+                if model.kind == "classifier":
+                    probabilities = output[row]
+                    best = int(probabilities.argmax())
+                    classes[model.targets[0]] = ClassPrediction(
+                        label=model.labels[best],
+                        confidence=float(probabilities[best]),
+                        probabilities={label: float(p) for label, p in zip(model.labels, probabilities)},
+                    )
+                else:
+                    values.update({target: float(v) for target, v in zip(model.targets, output[row])})
+            predictions.append(Prediction(classes, values, self.version))
+        return predictions

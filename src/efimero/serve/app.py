@@ -1,0 +1,76 @@
+"""The FastAPI application factory of the prediction service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from efimero.registry import Registry
+from efimero.serve.holder import ModelHolder
+from efimero.serve.metrics import BodySizeLimitMiddleware, MetricsMiddleware, ServiceMetrics
+from efimero.serve.routes import interactions, ops, pages, predict
+from efimero.serve.settings import ServeSettings
+from efimero.store import InteractionStore, open_engine
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: ServeSettings | None = None) -> FastAPI:
+    """Build the service. The model and the database open in the lifespan, not at import.
+
+    Example:
+        >>> app = create_app(ServeSettings(models_dir="models/", db_url="sqlite:///data/efimero.db"))
+    """
+    settings = settings or ServeSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = open_engine(settings.db_url)
+        store = InteractionStore(engine)
+        holder = ModelHolder(Registry(settings.models_dir), poll_interval_s=settings.poll_interval_s)
+        store.start()
+        holder.start()
+        app.state.store, app.state.holder = store, holder
+        try:
+            yield
+        finally:
+            holder.stop()
+            store.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="efimero",
+        summary="Per-visitor CSS from the browser context, and the interaction log that retrains it.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics = ServiceMetrics()
+    for router in (predict.router, interactions.router, ops.router, pages.router):
+        app.include_router(router)
+    static = resources.files("efimero.serve").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    known_paths = frozenset(getattr(route, "path", "") for route in app.routes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, known_paths=known_paths)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings come from ``EFIMERO_SERVE_*`` variables."""
+    import os
+
+    from efimero.serve.settings import settings_from_env
+
+    return create_app(settings_from_env(dict(os.environ)))
+
+
+def _version() -> str:
+    from efimero import __version__
+
+    return __version__

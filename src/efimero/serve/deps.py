@@ -1,0 +1,30 @@
+"""Named dependencies: the live model, the store and the metrics of the running app."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+
+from efimero.serve.holder import ModelHolder
+from efimero.serve.metrics import ServiceMetrics
+from efimero.store import InteractionStore
+from efimero.training import ModelBundle
+
+
+def get_holder(request: Request) -> ModelHolder:
+    return request.app.state.holder
+
+
+def get_bundle(request: Request) -> ModelBundle:
+    """The bundle to serve this request with, read once so a swap cannot split a request."""
+    bundle = request.app.state.holder.bundle
+    if bundle is None:
+        raise HTTPException(503, detail=request.app.state.holder.last_error or "no model loaded yet")
+    return bundle
+
+
+def get_store(request: Request) -> InteractionStore:
+    return request.app.state.store
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics
