@@ -8,7 +8,7 @@ that names the file and the dotted key, not a silently ignored setting.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -175,15 +175,81 @@ def load_training_config(
         >>> cfg.training.data.cv_folds
         3
     """
-    source = Path(path) if path is not None else DEFAULT_TRAINING_CONFIG
+    return _load(TrainingConfig, path, DEFAULT_TRAINING_CONFIG, overrides or {})
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _load(model: type[_Model], path: str | Path | None, default: Path, overrides: dict[str, Any]) -> _Model:
+    """Defaults < YAML file < overrides, validated; errors name the file and the dotted key."""
+    source = Path(path) if path is not None else default
     if path is not None and not source.is_file():
         raise ConfigError(f"{source}: no such config file.")
     content = _read_yaml(source) if source.is_file() else {}
-    content = _merge(content, overrides or {})
+    content = _merge(content, overrides)
     try:
-        return TrainingConfig.model_validate(content)
+        return model.model_validate(content)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{source}: invalid configuration: {problems}") from exc
+
+
+# -- config/environments.yaml --------------------------------------------------------------
+DEFAULT_ENVIRONMENTS_CONFIG = Path("config/environments.yaml")
+
+
+class PerformanceThreshold(_Strict):
+    latency_ms: float = Field(100.0, gt=0, description="Max average and p95 single-prediction latency")
+    accuracy_min: float = Field(0.0, ge=0, le=1, description="Min mean accuracy of the class targets")
+    r2_min: float = Field(0.0, le=1, description="Min mean R² of the regression targets")
+
+
+class MonitoringSettings(_Strict):
+    enabled: bool = False
+    alert_threshold: float = Field(0.05, gt=0, le=1, description="Accuracy drop that raises an alert")
+
+
+class Environment(_Strict):
+    model_dir: Path
+    validation_required: bool = False
+    backup_enabled: bool = False
+    rollback_enabled: bool = True
+    max_versions_to_keep: int = Field(10, ge=2, description="Versions kept in the target (current and previous always)")
+    performance_threshold: PerformanceThreshold = PerformanceThreshold()
+    monitoring: MonitoringSettings = MonitoringSettings()
+
+
+def _default_environments() -> dict[str, Environment]:
+    return {
+        "development": Environment(model_dir=Path("models/dev")),
+        "staging": Environment(
+            model_dir=Path("models/staging"), validation_required=True, backup_enabled=True,
+            performance_threshold=PerformanceThreshold(latency_ms=100, accuracy_min=0.7),
+        ),
+        "production": Environment(
+            model_dir=Path("models/prod"), validation_required=True, backup_enabled=True, rollback_enabled=True,
+            performance_threshold=PerformanceThreshold(latency_ms=50, accuracy_min=0.8),
+            monitoring=MonitoringSettings(enabled=True, alert_threshold=0.05),
+        ),
+    }
+
+
+class EnvironmentsConfig(_Strict):
+    """The whole of ``config/environments.yaml``."""
+
+    environments: dict[str, Environment] = Field(default_factory=_default_environments)
+
+    def get(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments))
+            raise ConfigError(f"target must be one of {known}. Got {name!r} instead.") from None
+
+
+def load_environments_config(path: str | Path | None = None) -> EnvironmentsConfig:
+    """Load ``config/environments.yaml`` (or ``path``); defaults when absent and not named."""
+    return _load(EnvironmentsConfig, path, DEFAULT_ENVIRONMENTS_CONFIG, {})

@@ -10,6 +10,7 @@ and keeps its traceback. The CLI catches ``EfimeroError`` once, prints it and ex
     ├── TrainingError                training cannot run (too few rows, no GPU, ...)
     ├── PredictionInputError         a context lacks a feature or holds a non-number
     ├── StoreError                   the interaction store cannot be opened or written
+    ├── DeployError                  a deployment or rollback cannot proceed
     └── RegistryError                the model registry cannot do what was asked
         ├── VersionNotFoundError     (also a LookupError)
         ├── ModelIntegrityError      checksums or files do not match the manifest
@@ -108,6 +109,10 @@ class PredictionInputError(EfimeroError, ValueError):
 
 class StoreError(EfimeroError):
     """The interaction store cannot be opened, read or written."""
+
+
+class DeployError(EfimeroError):
+    """A deployment or rollback cannot proceed (thresholds, integrity, nothing to roll back)."""
 
 
 class RegistryError(EfimeroError):

@@ -7,7 +7,8 @@ Checks, in order (a failed load stops the rest):
    inside the schema's ranges;
 3. ``performance``: average and p95 latency of single predictions under the thresholds;
 4. ``accuracy`` (with test data): mean class accuracy and mean R² at or above the thresholds,
-   each class target above its majority-class baseline.
+   each class target above its majority-class baseline. Without test data and with
+   ``recorded_metrics``, the same rules are applied to the test metrics saved at training.
 """
 
 from __future__ import annotations
@@ -102,9 +103,7 @@ def _check_latency(bundle: ModelBundle, samples: pd.DataFrame, settings: Validat
     return CheckResult("performance", passed, detail, {"avg_ms": avg, "p95_ms": p95, "samples": len(rows)})
 
 
-def _check_accuracy(bundle: ModelBundle, test_data: Path, settings: ValidationSettings, task: TabularTask) -> CheckResult:
-    frame, _ = load_training_data(test_data, task=task, allow_duplicates=True)
-    metrics = evaluate(bundle, frame)
+def _accuracy_result(metrics: dict[str, Any], settings: ValidationSettings, source: str) -> CheckResult:
     scores = summary_scores(metrics)
     problems = []
     accuracy, r2 = scores.get("mean_accuracy"), scores.get("mean_r2")
@@ -118,8 +117,13 @@ def _check_accuracy(bundle: ModelBundle, test_data: Path, settings: ValidationSe
                 f"{target} accuracy {values['accuracy']:.3f} does not beat the majority baseline "
                 f"{values['baseline_accuracy']:.3f}"
             )
-    detail = f"mean accuracy {accuracy:.3f}, mean R² {r2:.3f} on {len(frame)} rows of {test_data}"
+    detail = f"mean accuracy {accuracy:.3f}, mean R² {r2:.3f} on {source}"
     return CheckResult("accuracy", not problems, "; ".join(problems) or detail, {"summary": scores, "metrics": metrics})
+
+
+def _check_accuracy(bundle: ModelBundle, test_data: Path, settings: ValidationSettings, task: TabularTask) -> CheckResult:
+    frame, _ = load_training_data(test_data, task=task, allow_duplicates=True)
+    return _accuracy_result(evaluate(bundle, frame), settings, f"{len(frame)} rows of {test_data}")
 
 
 def run_validation(
@@ -129,6 +133,7 @@ def run_validation(
     test_data: str | Path | None = None,
     settings: ValidationSettings | None = None,
     task: TabularTask = CSS_TASK,
+    recorded_metrics: bool = False,
 ) -> GateReport:
     """Run the validation suite on one version (the current one by default).
 
@@ -152,4 +157,7 @@ def run_validation(
             checks.append(_check_accuracy(bundle, Path(test_data), settings, task))
         except EfimeroError as exc:
             checks.append(CheckResult("accuracy", False, str(exc)))
+    elif recorded_metrics:
+        n_rows = bundle.metrics.get("n_rows", "?")
+        checks.append(_accuracy_result(bundle.metrics, settings, f"the {n_rows} test rows recorded at training"))
     return GateReport(str(models_dir), bundle.version, checks)

@@ -6,6 +6,7 @@ import typer
 
 from efimero import __version__
 from efimero.cli import data, models
+from efimero.cli.deploy import deploy, deployments, rollback
 from efimero.cli.serve import serve
 from efimero.cli.train import train
 from efimero.cli.validate import validate
@@ -22,6 +23,9 @@ app.add_typer(models.app, name="models")
 app.command()(train)
 app.command()(validate)
 app.command()(serve)
+app.command()(deploy)
+app.command()(rollback)
+app.command()(deployments)
 
 
 def _version(value: bool) -> None:

@@ -205,10 +205,56 @@ class Registry:
             self._point_to(name)
         return previous or ""
 
-    def prune(self, max_versions_to_keep: int) -> list[str]:
+    def adopt(self, source: Path) -> bool:
+        """Copy a complete version directory from another registry under its own name.
+
+        The copy is verified against its manifest before it becomes visible. Returns False
+        when this registry already holds the version (versions are immutable: nothing to do).
+
+        Raises:
+            ModelIntegrityError: the source, or the copy, does not match the manifest.
+        """
+        name = source.name
+        if (layout.version_dir(self.root, name) / layout.MANIFEST).is_file():
+            return False
+        verify(source)
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f"{layout.STAGING_PREFIX}{uuid.uuid4().hex}"
+        try:
+            shutil.copytree(source, staging)
+            verify(staging)
+            _fsync_tree(staging)
+            with exclusive_lock(self.root / layout.LOCK):
+                if (self.root / name).exists():
+                    shutil.rmtree(self.root / name)  # a reserved or torn directory, never a manifest-complete one
+                os.replace(staging, self.root / name)
+                fsync_dir(self.root)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return True
+
+    def remove(self, version: str) -> None:
+        """Delete a version that is not current (it disappears before its files do)."""
+        with exclusive_lock(self.root / layout.LOCK):
+            name = self.resolve(version)
+            if name == self.current():
+                raise RegistryError(f"{self.root}: {name} is the current version and cannot be removed.")
+            self._discard(name)
+
+    def restore_pointer(self, version: str | None) -> None:
+        """Put ``current`` back to ``version``, or remove it when there was none."""
+        with exclusive_lock(self.root / layout.LOCK):
+            if version is None:
+                (self.root / layout.CURRENT).unlink(missing_ok=True)
+                fsync_dir(self.root)
+            else:
+                self._point_to(version)
+
+    def prune(self, max_versions_to_keep: int, *, keep: tuple[str, ...] = ()) -> list[str]:
         """Delete the oldest versions beyond ``max_versions_to_keep``, never the current one."""
         with exclusive_lock(self.root / layout.LOCK):
-            return self._prune(max_versions_to_keep)
+            return self._prune(max_versions_to_keep, keep=keep)
 
     def _write_files(self, staging: Path, bundle: ModelBundle, *, metrics: dict, metadata: dict) -> None:
         index = {
@@ -235,21 +281,36 @@ class Registry:
     def _point_to(self, name: str) -> None:
         atomic_write_text(self.root / layout.CURRENT, name + "\n")
 
-    def _prune(self, keep: int) -> list[str]:
-        if keep < 1:
-            raise RegistryError(f"max_versions_to_keep must be at least 1. Got {keep} instead.")
-        current = self.current()
-        candidates = [name for name in self.versions() if name != current]
-        excess = len(candidates) + (1 if current else 0) - keep
+    def _prune(self, max_keep: int, *, keep: tuple[str, ...] = ()) -> list[str]:
+        if max_keep < 1:
+            raise RegistryError(f"max_versions_to_keep must be at least 1. Got {max_keep} instead.")
+        protected = {self.current(), *keep} - {None}
+        versions = self.versions()
+        candidates = [name for name in versions if name not in protected]
+        excess = len(versions) - max_keep
         removed = candidates[: max(excess, 0)]
         for name in removed:
-            trash = self.root / f"{layout.TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
-            os.replace(self.root / name, trash)
-            shutil.rmtree(trash)
+            self._discard(name)
         if removed:
-            fsync_dir(self.root)
             logger.info("pruned %d version(s): %s", len(removed), ", ".join(removed))
         return removed
+
+    def _discard(self, name: str) -> None:
+        trash = self.root / f"{layout.TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+        os.replace(self.root / name, trash)
+        fsync_dir(self.root)
+        shutil.rmtree(trash)
+
+
+def _fsync_tree(directory: Path) -> None:
+    """Flush every file and folder of a copied tree before it is renamed into place."""
+    for path in sorted(directory.rglob("*"), reverse=True):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        else:
+            fsync_dir(path)
+    fsync_dir(directory)
 
 
 def _array(values: list[float] | None) -> np.ndarray | None:

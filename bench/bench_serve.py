@@ -1,0 +1,239 @@
+"""What does the efimero service cost per request over a minimal FastAPI app on the same boosters?
+
+Trains a small registry version in a temporary folder and starts two servers on loopback,
+each one uvicorn worker with no access log (uvloop and httptools when installed):
+
+  efimero   `efimero serve` on that registry and a temporary SQLite store: POST /v1/predict
+            with a raw browser context -> 19 features, 4 boosters, labels, CSS, a queued log
+            row, Prometheus metrics
+  minimal   bench/_minimal_app.py: POST /predict with {"features": [19 floats]} -> scale, one
+            DMatrix, the same 4 boosters (nthread=1), raw outputs as lists
+
+For each --concurrency level, then each app in turn, it runs a keep-alive load of that many
+connections: --warmup seconds untimed, then --duration seconds timed. The load generator is
+wrk (-t1, a Lua script for the POST and the percentiles) or, without wrk, Python threads.
+Reports p50/p95/p99 latency, requests/s, failed responses, and efimero's ratio to minimal.
+Afterwards it checks efimero's /metrics prediction counter and the rows in its store against
+the requests sent. Targets (reported, not asserted): efimero p50 under 3 ms at 1 connection,
+and at most 1.5x the minimal app's p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import efimero
+import numpy as np
+from efimero._api import train
+from efimero.config import load_training_config
+from efimero.context import BrowserContext, features_of
+from prometheus_client.parser import text_string_to_metric_families
+
+from _common import _version, print_environment, print_load_after, print_table
+
+HOST = "127.0.0.1"
+CONTEXT = {"local_time": "2026-11-25T23:00:00", "viewport_width": 390, "viewport_height": 844, "screen_width": 390,
+           "screen_height": 844, "device_pixel_ratio": 3, "max_touch_points": 5, "pointer": "coarse", "ua_mobile": True,
+           "prefers_color_scheme": "dark", "history": {"visits": 2, "avg_session_duration_s": 80,
+                                                       "total_interactions": 12, "first_visit": "2026-11-20"}}
+WRK_LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[%s]==]
+done = function(s, latency, requests)
+  local e = s.errors
+  io.write(string.format("RESULT %%.0f %%.0f %%.0f %%.0f %%.0f %%.0f %%.0f\\n", s.requests, s.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+Result = dict[str, float]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", default="1,16", help="comma-separated connection counts (default 1,16)")
+    parser.add_argument("--duration", type=int, default=10, help="timed seconds per app and level (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed seconds before each timed run (default 2)")
+    parser.add_argument("--rows", type=int, default=5000, help="rows of the training data (default 5000)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the training data (default 42)")
+    parser.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk exists")
+    return parser.parse_args()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        connection.request("POST" if body else "GET", path, body or None, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, path: str, body: bytes, log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if post(port, path, body)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server on port {port} did not become ready; its log:\n{log.read_text()[-3000:]}")
+
+
+def wrk_load(port: int, path: str, lua: Path, connections: int, seconds: int) -> Result:
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua),
+                          f"http://{HOST}:{port}{path}"], capture_output=True, text=True, check=True).stdout
+    n, dur_us, p50, p95, p99, status, sock = (float(x) for x in out.split("RESULT")[1].split())
+    return {"requests": n, "rps": n / (dur_us / 1e6), "p50": p50 / 1000, "p95": p95 / 1000, "p99": p99 / 1000,
+            "failed": status + sock}
+
+
+def python_load(port: int, path: str, body: bytes, connections: int, seconds: int) -> Result:
+    """Fallback: one keep-alive http.client connection per thread (the GIL makes it the bottleneck)."""
+    deadline = time.perf_counter() + seconds
+    samples: list[list[float]] = [[] for _ in range(connections)]
+    failed = [0] * connections
+
+    def worker(i: int) -> None:
+        connection = http.client.HTTPConnection(HOST, port, timeout=10)
+        while (start := time.perf_counter()) < deadline:
+            connection.request("POST", path, body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            samples[i].append(time.perf_counter() - start)
+            failed[i] += not 200 <= response.status < 300
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ms = np.concatenate([np.asarray(s) for s in samples]) * 1000
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {"requests": len(ms), "rps": len(ms) / (time.perf_counter() - started), "p50": p50, "p95": p95,
+            "p99": p99, "failed": sum(failed)}
+
+
+def metrics_of(port: int) -> dict[str, float]:
+    """Sum every sample of efimero's /metrics by name, plus /v1/predict requests by status."""
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(post(port, "/metrics", b"")[1].decode()):
+        for sample in family.samples:
+            key = sample.name
+            if key == "efimero_http_requests_total" and sample.labels.get("route") == "/v1/predict":
+                key = f"predict status {sample.labels['status']}"
+            sums[key] = sums.get(key, 0.0) + sample.value
+    return sums
+
+
+def main() -> None:
+    args = parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    use_wrk = shutil.which("wrk") is not None and not args.python_load
+    print_environment("service overhead per request (bench/bench_serve.py)")
+    print("  ".join(f"{p} {_version(p)}" for p in ("fastapi", "uvicorn", "uvloop", "httptools", "sqlalchemy")))
+    print(f"load generator: {'wrk -t1 (' + subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split()[1] + ')' if use_wrk else 'Python http.client threads'}")
+    with tempfile.TemporaryDirectory(prefix="efimero-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        efimero.generate(args.rows, output=tmp / "train.csv", seed=args.seed)
+        config = load_training_config(overrides={"training": {"data": {"cv_folds": 0}}})
+        run = train(tmp / "train.csv", output=tmp / "models", config=config)
+        bundle = efimero.load(tmp / "models")
+        print(f"trained version {run.version} on {args.rows} rows (cv_folds=0)\n")
+        features = features_of(BrowserContext.model_validate(CONTEXT))
+        row = [float(features[name]) for name in bundle.feature_names]
+        apps = {  # name: (predict path, request body, command, extra environment)
+            "minimal": ("/predict", json.dumps({"features": row}).encode(),
+                        [sys.executable, "-m", "uvicorn", "_minimal_app:app", "--app-dir", str(Path(__file__).parent),
+                         "--no-access-log", "--log-level", "warning"], {"EFIMERO_BENCH_VERSION_DIR": str(tmp / "models" / run.version)}),
+            "efimero": ("/v1/predict", json.dumps(CONTEXT).encode(),
+                        [str(Path(sys.executable).parent / "efimero"), "serve", "--models", str(tmp / "models"),
+                         "--db", f"sqlite:///{tmp / 'store.db'}", "--no-access-log"], {}),
+        }
+        ports = {name: free_port() for name in apps}
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        try:
+            for name, (path, body, command, env) in apps.items():
+                log = tmp / f"{name}.log"
+                procs[name] = subprocess.Popen([*command, "--host", HOST, "--port", str(ports[name])],
+                                               stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **env})
+                wait_ready(procs[name], ports[name], path, body, log)
+            raw = json.loads(post(ports["minimal"], "/predict", apps["minimal"][1])[1])
+            for name, expected in bundle.predict_outputs(np.array([row])).items():  # same models, same outputs?
+                model, got = bundle.models[name], np.asarray(raw[name])
+                got = got * model.target_scale + model.target_mean if model.kind == "regressor" else got
+                if not np.allclose(got, expected, rtol=1e-5, atol=1e-6):
+                    raise SystemExit(f"minimal app disagrees with efimero on model {name!r}")
+            sent, results, pending = 1.0, {}, []  # efimero has answered 1 readiness probe so far
+            for connections in levels:
+                for name, (path, body, _, _) in apps.items():
+                    lua = tmp / f"{name}.lua"
+                    lua.write_text(WRK_LUA % body.decode())
+                    load = (lambda s: wrk_load(ports[name], path, lua, connections, s)) if use_wrk else \
+                        (lambda s: python_load(ports[name], path, body, connections, s))
+                    warm = load(args.warmup) if args.warmup > 0 else {"requests": 0.0}
+                    results[name, connections] = result = load(args.duration)
+                    if name == "efimero":
+                        sent += warm["requests"] + result["requests"]
+                        pending.append(metrics_of(ports[name]).get("efimero_store_pending_records", 0.0))
+                        for _ in range(100):  # let the writer drain before the next timed run
+                            if metrics_of(ports[name]).get("efimero_store_pending_records", 0.0) == 0:
+                                break
+                            time.sleep(0.1)
+            final = metrics_of(ports["efimero"])
+            with sqlite3.connect(tmp / "store.db") as db:
+                rows_written = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
+        finally:
+            for proc in procs.values():
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    table = []
+    for (name, connections), r in sorted(results.items(), key=lambda item: (item[0][1], item[0][0] != "minimal")):
+        base = results["minimal", connections]
+        table.append([name, str(connections), *(f"{r[k]:.2f}" for k in ("p50", "p95", "p99")), f"{r['rps']:.0f}",
+                      f"{r['failed']:.0f}", f"{r['p50'] / base['p50']:.2f}x", f"{r['rps'] / base['rps']:.2f}x"])
+    print(f"\n{args.duration} s timed per row after {args.warmup} s warm-up, keep-alive, loopback "
+          f"(failed = status >= 400 or socket errors)\n")
+    print_table(["app", "connections", "p50 ms", "p95 ms", "p99 ms", "req/s", "failed", "p50 vs minimal",
+                 "req/s vs minimal"], table, left=1)
+    low = min(levels)
+    p50 = results["efimero", low]["p50"]
+    print(f"\ntarget: efimero p50 < 3 ms at {low} connection(s): {p50:.2f} ms, {'met' if p50 < 3 else 'NOT met'}")
+    for c in levels:
+        ratio = results["efimero", c]["p50"] / results["minimal", c]["p50"]
+        print(f"target: efimero p50 <= 1.5x minimal at {c} connection(s): {ratio:.2f}x, {'met' if ratio <= 1.5 else 'NOT met'}")
+    statuses = ", ".join(f"{k.split()[-1]}: {v:.0f}" for k, v in final.items() if k.startswith("predict status"))
+    print(f"\nefimero /v1/predict: load generator completed {sent:.0f} (warm-ups and readiness probe included); "
+          f"/metrics counted {final.get('efimero_predictions_total', 0):.0f} predictions, requests by status {statuses}")
+    print(f"store: {rows_written} rows in `predictions`; records pending right after each timed run: "
+          f"{', '.join(f'{p:.0f}' for p in pending)}; dropped: {final.get('efimero_store_dropped_records', 0):.0f}")
+    print_load_after()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""`efimero deploy`, `efimero rollback`, `efimero deployments`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+
+TARGET_HELP = "Environment from config/environments.yaml (development, staging, production)."
+CONFIG_HELP = "Environments YAML. [default: config/environments.yaml when present]"
+
+
+def _render(record, json_output: bool) -> None:  # type: ignore[no-untyped-def]
+    if json_output:
+        emit_json(record.to_dict())
+    else:
+        verdict = "[green]SUCCESS[/]" if record.status == "success" else f"[red]FAILED[/]: {record.error}"
+        console.print(f"{record.action} of {record.version} to {record.target}: {verdict}", highlight=False)
+    if record.status != "success":
+        raise typer.Exit(1)
+
+
+def _echo(json_output: bool):  # type: ignore[no-untyped-def]
+    return None if json_output else (lambda step: console.print("  " + step.line(), highlight=False))
+
+
+@reports_errors
+def deploy(
+    source: Path = typer.Option(Path("models"), help="Registry to deploy from."),
+    target: str = typer.Option(..., help=TARGET_HELP),
+    version: str = typer.Option("latest", help="Version name, 'latest' or 'current' of the source."),
+    validate: bool = typer.Option(None, "--validate/--no-validate", help="Check the target's thresholds first. [default: validation_required of the target]"),
+    backup_existing: bool = typer.Option(None, "--backup-existing/--no-backup", help="Back up the live version first. [default: backup_enabled of the target]"),
+    test_data: Path = typer.Option(None, help="Labelled data for the accuracy threshold. [default: the test metrics recorded at training]"),
+    config: Path = typer.Option(None, help=CONFIG_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Validate, back up, copy (verified), switch atomically, smoke-test and record; any failure restores the target."""
+    from efimero.config import load_environments_config
+    from efimero.deploy import deploy as run_deploy
+
+    record = run_deploy(source, target, version=version, validate=validate, backup=backup_existing,
+                        test_data=test_data, environments=load_environments_config(config), echo=_echo(json_output))
+    _render(record, json_output)
+
+
+@reports_errors
+def rollback(
+    target: str = typer.Option(..., help=TARGET_HELP),
+    to: str = typer.Option(None, help="Version to go back to. [default: the version live before the current one]"),
+    config: Path = typer.Option(None, help=CONFIG_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Point the target back at the previous (or named) version after verifying its integrity."""
+    from efimero.config import load_environments_config
+    from efimero.deploy import rollback as run_rollback
+
+    record = run_rollback(target, to=to, environments=load_environments_config(config), echo=_echo(json_output))
+    _render(record, json_output)
+
+
+@reports_errors
+def deployments(
+    target: str = typer.Option(..., help=TARGET_HELP),
+    config: Path = typer.Option(None, help=CONFIG_HELP),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """The deployment history of a target, newest first."""
+    from efimero.config import load_environments_config
+    from efimero.deploy import DeploymentLog
+
+    environment = load_environments_config(config).get(target)
+    records = list(reversed(DeploymentLog(environment.model_dir).records()))
+    if json_output:
+        emit_json(records)
+        return
+    table = Table(title=f"Deployments to {target} ({environment.model_dir})")
+    for column in ("started (UTC)", "action", "version", "previous", "status", "by"):
+        table.add_column(column)
+    for r in records:
+        status = {"success": "[green]success[/]", "failed": "[red]failed[/]"}.get(r["status"], "[yellow]interrupted[/]")
+        table.add_row(r["started_at"][:19].replace("T", " "), r["action"], r["version"],
+                      r["previous_version"] or "—", status, f"{r['user']}@{r['host']}")
+    console.print(table)
