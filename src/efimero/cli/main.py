@@ -6,6 +6,7 @@ import typer
 
 from efimero import __version__
 from efimero.cli import data, models
+from efimero.cli.analyze import analyze
 from efimero.cli.deploy import deploy, deployments, rollback
 from efimero.cli.serve import serve
 from efimero.cli.train import train
@@ -26,6 +27,7 @@ app.command()(serve)
 app.command()(deploy)
 app.command()(rollback)
 app.command()(deployments)
+app.command()(analyze)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,1 @@
+"""Model analysis: feature importance, SHAP explanations, correlations and version comparison."""
