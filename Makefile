@@ -27,6 +27,8 @@ demo: $(STAMP)
 	$(BIN)/efimero train --data data/synthetic_training_data.csv --output models/
 	$(BIN)/efimero models list --models models/
 	$(BIN)/efimero validate --models models/ --test-data data/validation_set.csv
+	$(BIN)/efimero deploy --source models/ --target staging --validate --test-data data/validation_set.csv
+	$(BIN)/efimero deployments --target staging
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest

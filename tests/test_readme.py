@@ -21,7 +21,9 @@ def readme_commands() -> list[str]:
 def test_readme_examples_run(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     commands = readme_commands()
-    assert [c.split()[1] for c in commands] == ["data", "data", "train", "models", "validate"]
+    assert [c.split()[1] for c in commands] == [
+        "data", "data", "train", "models", "validate", "deploy", "deployments", "analyze"
+    ]
     runner = CliRunner()
     for command in commands:
         result = runner.invoke(app, shlex.split(command)[1:])
