@@ -9,7 +9,7 @@ training saw.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +66,16 @@ class BrowserContext(BaseModel):
         None, ge=0, le=10_000, description="navigator.connection.downlink (Mbit/s) when known"
     )
     history: VisitorHistory = Field(default_factory=VisitorHistory, description="The visitor's history")
+
+
+def event_time(context: BrowserContext) -> datetime:
+    """The visit's moment in UTC: local wall-clock time plus ``getTimezoneOffset()`` minutes.
+
+    Real clients report their own clock; the visitor simulator reports simulated time, which
+    is how two simulated weeks land on two weeks of dates in the store.
+    """
+    local = context.local_time.replace(tzinfo=None)
+    return (local + timedelta(minutes=context.timezone_offset_min)).replace(tzinfo=timezone.utc)
 
 
 def device_type(context: BrowserContext) -> str:

@@ -136,15 +136,26 @@ def sample_contexts(rng: np.random.Generator, size: int, *, extreme: bool = Fals
     )
 
 
-def _sample_class(rng: np.random.Generator, labels: tuple[str, ...], scores: list) -> np.ndarray:
-    """Sample one label per row from a softmax over per-label rule scores (Gumbel-max)."""
-    logits = np.column_stack([np.broadcast_to(np.asarray(s, float), scores[0].shape) for s in scores])
-    gumbel = rng.gumbel(size=logits.shape)
-    return np.asarray(labels, dtype=object)[np.argmax(_DECISIVENESS * logits + gumbel, axis=1)]
+def _sample_class(rng: np.random.Generator | None, labels: tuple[str, ...], scores: list) -> np.ndarray:
+    """One label per row: sampled from a softmax over the rule scores (Gumbel-max), or with
+    no ``rng`` the highest-scoring label."""
+    logits = _DECISIVENESS * np.column_stack([np.broadcast_to(np.asarray(s, float), scores[0].shape) for s in scores])
+    if rng is not None:
+        logits = logits + rng.gumbel(size=logits.shape)
+    return np.asarray(labels, dtype=object)[np.argmax(logits, axis=1)]
 
 
-def _rule_targets(rng: np.random.Generator, f: pd.DataFrame) -> pd.DataFrame:
-    """Apply the design rules of the module docstring to features ``f``."""
+def preferred_style(features: pd.DataFrame) -> pd.DataFrame:
+    """The design rules without noise: the most likely classes and the rule values per row.
+
+    This is the "true taste" the rules encode; the visitor simulator uses it as each
+    visitor's hidden preference.
+    """
+    return _rule_targets(None, features)
+
+
+def _rule_targets(rng: np.random.Generator | None, f: pd.DataFrame) -> pd.DataFrame:
+    """Apply the design rules of the module docstring to features ``f`` (noise from ``rng``)."""
     hour = f["hour_of_day"].to_numpy()
     night = ((hour >= 21) | (hour < 6)).astype(float)
     evening = ((hour >= 18) & (hour < 21)).astype(float)
@@ -180,7 +191,7 @@ def _rule_targets(rng: np.random.Generator, f: pd.DataFrame) -> pd.DataFrame:
     dark, contrast = (theme == "tema-oscuro"), (theme == "tema-alto-contraste")
 
     def noisy(value: np.ndarray, sd: float) -> np.ndarray:
-        return value + rng.normal(0, sd, n)
+        return value if rng is None else value + rng.normal(0, sd, n)
 
     animation = np.where(mobile == 1, 220.0, 280.0) - 120 * (speed < 1.5) - 60 * ((speed >= 1.5) & (speed < 5))
     targets = {

@@ -31,6 +31,9 @@ class PredictionRecord(Base):
 
     prediction_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    event_time: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), index=True, doc="When the visit happened, UTC, from the client's clock"
+    )
     model_version: Mapped[str] = mapped_column(String(64), index=True)
     context: Mapped[dict[str, Any]]
     features: Mapped[dict[str, Any]]

@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 
-from efimero.context import features_of
+from efimero.context import event_time, features_of
 from efimero.schema import FEATURE_NAMES
 from efimero.serve.css import class_key, css_variables
 from efimero.serve.deps import get_bundle, get_metrics, get_store
@@ -44,6 +44,7 @@ def _respond(
     store.record_prediction({
         "prediction_id": response.prediction_id,
         "created_at": datetime.now(timezone.utc),
+        "event_time": event_time(request),
         "model_version": response.model_version,
         "context": request.model_dump(mode="json"),
         "features": features,
