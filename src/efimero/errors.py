@@ -11,6 +11,7 @@ and keeps its traceback. The CLI catches ``EfimeroError`` once, prints it and ex
     ├── PredictionInputError         a context lacks a feature or holds a non-number
     ├── StoreError                   the interaction store cannot be opened or written
     ├── DeployError                  a deployment or rollback cannot proceed
+    ├── ComparisonError              two versions cannot be compared (different features or targets)
     └── RegistryError                the model registry cannot do what was asked
         ├── VersionNotFoundError     (also a LookupError)
         ├── ModelIntegrityError      checksums or files do not match the manifest
@@ -113,6 +114,10 @@ class StoreError(EfimeroError):
 
 class DeployError(EfimeroError):
     """A deployment or rollback cannot proceed (thresholds, integrity, nothing to roll back)."""
+
+
+class ComparisonError(EfimeroError, ValueError):
+    """Two versions cannot be compared: their features or targets differ."""
 
 
 class RegistryError(EfimeroError):

@@ -22,7 +22,7 @@ from sklearn.metrics import f1_score, mean_absolute_error, r2_score
 
 from efimero.analysis._report import image_tag, load_version, save_figure, table, write_report
 from efimero.data.validate import load_training_data
-from efimero.errors import DataError, EfimeroError, format_list
+from efimero.errors import ComparisonError, DataError, EfimeroError, format_list
 from efimero.training._model import ModelBundle, TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 B_BETTER, NO_DIFFERENCE, B_WORSE = "B better", "no significant difference", "B worse"
 Outcome = Literal["better", "worse", "no difference"]
 EXACT_BELOW = 25  # McNemar: exact binomial test when b + c is below this, chi-squared otherwise
-_PROBABILITY_FLOOR = 1e-15
 _BOOTSTRAP_CELLS = 4_000_000  # resample counts held at once (replicates × rows): bounded memory
 
 
@@ -95,7 +94,6 @@ class Comparison:
     reasons: list[str] = field(default_factory=list)
 
     def group(self, kind: str) -> list[TargetComparison]:
-        """The targets of one kind: ``"classification"`` or ``"regression"``."""
         return [t for t in self.targets if t.kind == kind]
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,22 +118,19 @@ def _check_comparable(a: ModelBundle, b: ModelBundle, frame: pd.DataFrame, sourc
             problems.append(f"{what} differ (only in A: {format_list(sorted(in_a - in_b)) or 'none'}; "
                             f"only in B: {format_list(sorted(in_b - in_a)) or 'none'})")
     if problems:
-        raise EfimeroError(f"versions {a.version} (A) and {b.version} (B) cannot be compared: {'; '.join(problems)}. "
+        raise ComparisonError(f"versions {a.version} (A) and {b.version} (B) cannot be compared: {'; '.join(problems)}. "
                            "Compare two versions trained for the same task and schema.")
-    missing = sorted((set(a.feature_names) | targets_a["classification"] | targets_a["regression"]) - set(frame.columns))
+    missing = sorted(set(a.feature_names).union(*targets_a.values()) - set(frame.columns))
     if missing:
         raise DataError(f"{source}: lacks column(s) both versions need: {format_list(missing)}.")
 
 
 def _by_target(bundle: ModelBundle, outputs: dict[str, np.ndarray]) -> dict[str, tuple[TrainedModel, np.ndarray]]:
     """Per target: its model and its output (class probabilities (n, labels) or values (n,))."""
-    found = {}
-    for name, model in bundle.models.items():
-        if model.kind == "classifier":
-            found[model.targets[0]] = (model, outputs[name])
-        else:
-            found.update({target: (model, outputs[name][:, i]) for i, target in enumerate(model.targets)})
-    return found
+    models = bundle.models.items()
+    found = {model.targets[0]: (model, outputs[name]) for name, model in models if model.kind == "classifier"}
+    return found | {target: (model, outputs[name][:, i]) for name, model in models if model.kind == "regressor"
+                    for i, target in enumerate(model.targets)}
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:
@@ -156,26 +151,20 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:
 
 def paired_bootstrap(correct: tuple[np.ndarray, np.ndarray], squared: tuple[np.ndarray, np.ndarray], *,
                      n_bootstrap: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Resample rows with replacement, the same rows for A and B.
+    """Resample rows with replacement ``n_bootstrap`` times, the same rows for A and B.
 
-    Args:
-        correct: (A, B) 0/1 matrices (rows, class targets) of correct predictions.
-        squared: (A, B) matrices (rows, regression targets) of squared errors.
-
-    Returns:
-        Per replicate: accuracy differences B − A (replicates, class targets), RMSE differences
-        B − A and RMSE ratios B/A (replicates, regression targets).
+    ``correct`` holds A's and B's 0/1 matrices (rows, class targets) of correct predictions,
+    ``squared`` their squared errors (rows, regression targets). Returns, one row per replicate,
+    the accuracy differences B − A, the RMSE differences B − A and the RMSE ratios B/A.
     """
-    n = len(correct[0])
-    rng = np.random.default_rng(seed)
+    n, rng = len(correct[0]), np.random.default_rng(seed)
     delta_correct = correct[1] - correct[0]
     accuracy, rmse_diff, rmse_ratio = [], [], []
     block = max(1, _BOOTSTRAP_CELLS // n)
     for start in range(0, n_bootstrap, block):
         size = min(block, n_bootstrap - start)
         rows = rng.integers(0, n, size=(size, n))
-        offsets = rows + (np.arange(size) * n)[:, None]
-        weights = np.bincount(offsets.ravel(), minlength=size * n).reshape(size, n) / n
+        weights = np.bincount((rows + (np.arange(size) * n)[:, None]).ravel(), minlength=size * n).reshape(size, n) / n
         accuracy.append(weights @ delta_correct)
         rmse_a, rmse_b = np.sqrt(weights @ squared[0]), np.sqrt(weights @ squared[1])
         rmse_diff.append(rmse_b - rmse_a)
@@ -221,10 +210,9 @@ def _latency(a: ModelBundle, b: ModelBundle, rows: list[dict[str, Any]]) -> dict
 def _paired_scores(bundles: tuple[ModelBundle, ModelBundle], frame: pd.DataFrame) -> tuple[dict, tuple, tuple]:
     """Metrics of A and B per target (and McNemar), from one vectorised prediction per version.
 
-    Returns ``{kind: {target: (metrics_a, metrics_b, mcnemar or None)}}`` and the (A, B) matrices
-    of correct predictions (rows, class targets) and squared errors (rows, regression targets).
-    Macro-F1 averages over the labels present in the test data; a true label a model never saw
-    gets probability 0 in its log-loss (clipped at 1e-15).
+    Returns ``{kind: {target: (metrics_a, metrics_b, mcnemar | None)}}`` and the (A, B) matrices of correct
+    predictions and of squared errors. Macro-F1 averages over the labels in the test data; a true label
+    a model never saw gets probability 0 (clipped at 1e-15) in its log-loss.
     """
     predictions = [_by_target(bundle, bundle.predict_outputs(frame)) for bundle in bundles]
     kinds = _targets(bundles[0])
@@ -241,11 +229,9 @@ def _paired_scores(bundles: tuple[ModelBundle, ModelBundle], frame: pd.DataFrame
             p_true = np.where(codes >= 0, probabilities[np.arange(len(truth)), np.maximum(codes, 0)], 0.0)
             predicted = labels[probabilities.argmax(axis=1)]
             correct[side].append(predicted == truth)
-            metrics.append({
-                "accuracy": float(correct[side][-1].mean()),
-                "macro_f1": float(f1_score(truth, predicted, average="macro", labels=sorted(set(truth)), zero_division=0)),
-                "log_loss": float(-np.log(np.clip(p_true, _PROBABILITY_FLOOR, 1.0)).mean()),
-            })
+            f1 = f1_score(truth, predicted, average="macro", labels=sorted(set(truth)), zero_division=0)
+            metrics.append({"accuracy": float(correct[side][-1].mean()), "macro_f1": float(f1),
+                            "log_loss": float(-np.log(np.clip(p_true, 1e-15, 1.0)).mean())})
         scores["classification"][target] = (*metrics, mcnemar(correct[0][-1], correct[1][-1]))
     for target in (t for t in frame.columns if t in kinds["regression"]):
         truth = frame[target].to_numpy(dtype=float)
@@ -256,11 +242,8 @@ def _paired_scores(bundles: tuple[ModelBundle, ModelBundle], frame: pd.DataFrame
             metrics.append({"rmse": float(np.sqrt(squared[side][-1].mean())),
                             "mae": float(mean_absolute_error(truth, predicted)), "r2": float(r2_score(truth, predicted))})
         scores["regression"][target] = (*metrics, None)
-
-    def matrix(columns: list[np.ndarray]) -> np.ndarray:
-        return np.column_stack(columns).astype(float) if columns else np.zeros((len(frame), 0))
-
-    return scores, (matrix(correct[0]), matrix(correct[1])), (matrix(squared[0]), matrix(squared[1]))
+    empty = np.zeros((len(frame), 0))  # keeps the matrices 2-D when a kind has no targets
+    return scores, *(tuple(np.column_stack([empty, *side]).astype(float) for side in pair) for pair in (correct, squared))
 
 
 def compare_versions(model_a: str | Path, model_b: str | Path, test_data: str | Path, *, n_bootstrap: int = 1000,
@@ -289,10 +272,9 @@ def compare_versions(model_a: str | Path, model_b: str | Path, test_data: str | 
         >>> result.verdict, result.rule  # doctest: +SKIP
         ('B better', 'A target is significantly better for B when ...')
     """
-    if n_bootstrap < 1 or latency_samples < 1:
-        raise EfimeroError(f"n_bootstrap and latency_samples must be ≥ 1. Got {n_bootstrap} and {latency_samples} instead.")
-    if not 0 < confidence < 1:
-        raise EfimeroError(f"confidence must lie strictly between 0 and 1. Got {confidence} instead.")
+    if n_bootstrap < 1 or latency_samples < 1 or not 0 < confidence < 1:
+        raise EfimeroError("n_bootstrap and latency_samples must be ≥ 1 and confidence strictly between 0 and 1. Got "
+                           f"{n_bootstrap}, {latency_samples} and {confidence} instead.")
     bundles = (load_version(model_a), load_version(model_b))
     frame, _ = load_training_data(test_data, allow_duplicates=True)
     if len(frame) < 2:
@@ -300,8 +282,7 @@ def compare_versions(model_a: str | Path, model_b: str | Path, test_data: str | 
     _check_comparable(*bundles, frame, str(test_data))
     scores, correct, squared = _paired_scores(bundles, frame)
     boot_acc, boot_rmse, boot_ratio = paired_bootstrap(correct, squared, n_bootstrap=n_bootstrap, seed=seed)
-    alpha = 1 - confidence
-    bounds = [100 * alpha / 2, 100 * (1 - alpha / 2)]
+    bounds = [50 * (1 - confidence), 50 * (1 + confidence)]
     results: list[TargetComparison] = []
     for kind, boot, metric in (("classification", boot_acc, "accuracy"), ("regression", boot_rmse, "rmse")):
         for column, (target, (metrics_a, metrics_b, test)) in enumerate(scores[kind].items()):
@@ -315,20 +296,17 @@ def compare_versions(model_a: str | Path, model_b: str | Path, test_data: str | 
             difference = Difference(metric, kind == "classification", metrics_b[metric] - metrics_a[metric],
                                     float(boot[:, column].mean()), float(low), float(high), ratio)
             results.append(TargetComparison(target, kind, metrics_a, metrics_b, difference, test,  # type: ignore[arg-type]
-                                            _outcome(difference, test, alpha)))
-    better = [t.target for t in results if t.outcome == "better"]
-    worse = [t.target for t in results if t.outcome == "worse"]
-    reasons = ([f"significantly worse for B: {', '.join(worse)}"] if worse else []) + \
-              ([f"significantly better for B: {', '.join(better)}"] if better else [])
-    rows = frame[bundles[0].feature_names].head(latency_samples).to_dict(orient="records")
-    comparison = Comparison(
+                                            _outcome(difference, test, 1 - confidence)))
+    found = {word: [t.target for t in results if t.outcome == word] for word in ("worse", "better")}
+    reasons = [f"significantly {word} for B: {', '.join(names)}" for word, names in found.items() if names]
+    verdict = B_WORSE if found["worse"] else B_BETTER if found["better"] else NO_DIFFERENCE
+    samples = frame[bundles[0].feature_names].head(latency_samples).to_dict(orient="records")
+    logger.info("compared %s (A) with %s (B): %s", bundles[0].version, bundles[1].version, verdict)
+    return Comparison(
         version_a=bundles[0].version, version_b=bundles[1].version, test_data=str(test_data), n_rows=len(frame),
-        n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, targets=results,
-        latency=_latency(*bundles, rows), verdict=B_WORSE if worse else B_BETTER if better else NO_DIFFERENCE,
-        rule=verdict_rule(confidence), reasons=reasons or ["no target differs significantly"],
+        n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, targets=results, latency=_latency(*bundles, samples),
+        verdict=verdict, rule=verdict_rule(confidence), reasons=reasons or ["no target differs significantly"],
     )
-    logger.info("compared %s (A) with %s (B): %s", comparison.version_a, comparison.version_b, comparison.verdict)
-    return comparison
 
 
 def _errorbars(points: list[tuple[float, float, float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -341,8 +319,7 @@ def plot_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str,
     """Write compare_accuracy.png (class targets) and compare_rmse.png (regression); return their paths."""
     import matplotlib.pyplot as plt
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir := Path(output_dir)).mkdir(parents=True, exist_ok=True)
     level, plots = f"{comparison.confidence:.0%} CI", {}
     classes, regression = comparison.group("classification"), comparison.group("regression")
     if classes:
@@ -365,31 +342,36 @@ def plot_comparison(comparison: Comparison, output_dir: str | Path) -> dict[str,
         values, errors = _errorbars([t.difference.ratio or (np.nan,) * 3 for t in regression])
         axis.errorbar(values, y, xerr=errors, fmt="o", capsize=5)
         axis.axvline(1, color="grey", linestyle="--", linewidth=1)
-        axis.set(xlabel="RMSE of B / RMSE of A (below 1: B is better)", title=f"RMSE ratio B/A per regression target with {level}")
+        axis.set(xlabel="RMSE of B / RMSE of A (below 1: B is better)",
+                 title=f"RMSE ratio B/A per regression target with {level}")
         axis.set_yticks(y, [t.target for t in regression])
         axis.invert_yaxis()
         plots["rmse"] = save_figure(figure, output_dir / "compare_rmse.png")
     return plots
 
 
+_CSS = {"better": "good", "worse": "bad", B_BETTER: "good", B_WORSE: "bad"}
+
+
 def _cell(outcome: Outcome) -> str:
-    return f"<span class='{ {'better': 'good', 'worse': 'bad'}.get(outcome, 'neutral') }'>{outcome}</span>"
+    return f"<span class='{_CSS.get(outcome, 'neutral')}'>{outcome}</span>"
 
 
 def _ci(d: Difference) -> str:
     return f"{d.observed:+.4g} [{d.low:+.4g}, {d.high:+.4g}]"
 
 
-def export_report(comparison: Comparison, output_dir: str | Path) -> tuple[Path, Path]:
+def export_report(comparison: Comparison, output_dir: str | Path, *, plots: dict[str, Path] | None = None) -> tuple[Path, Path]:
     """Write compare.html (plots inline, tables, verdict and rule) and compare.json; return both paths.
+
+    ``plots`` reuses what :func:`plot_comparison` wrote to ``output_dir``; by default they are drawn here.
 
     Example:
         >>> export_report(compare_versions("models/v1", "models", "test.csv"), "comparison/")  # doctest: +SKIP
     """
-    plots = plot_comparison(comparison, output_dir)
-    css = {B_BETTER: "good", B_WORSE: "bad"}.get(comparison.verdict, "neutral")
-    sections = [("Verdict", f"<p class='verdict {css}'>{comparison.verdict}</p><p>{'; '.join(comparison.reasons)}.</p>"
-                            f"<p class='meta'>Rule: {comparison.rule}</p>")]
+    plots = plot_comparison(comparison, output_dir) if plots is None else plots
+    verdict = f"<p class='verdict {_CSS.get(comparison.verdict, 'neutral')}'>{comparison.verdict}</p>"
+    sections = [("Verdict", f"{verdict}<p>{'; '.join(comparison.reasons)}.</p><p class='meta'>Rule: {comparison.rule}</p>")]
     if classes := comparison.group("classification"):
         rows = [(t.target, t.metrics_a["accuracy"], t.metrics_b["accuracy"], _ci(t.difference), t.metrics_a["macro_f1"],
                  t.metrics_b["macro_f1"], t.metrics_a["log_loss"], t.metrics_b["log_loss"], _cell(t.outcome)) for t in classes]

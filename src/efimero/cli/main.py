@@ -7,6 +7,7 @@ import typer
 from efimero import __version__
 from efimero.cli import data, models
 from efimero.cli.analyze import analyze
+from efimero.cli.compare import compare
 from efimero.cli.deploy import deploy, deployments, rollback
 from efimero.cli.serve import serve
 from efimero.cli.train import train
@@ -28,6 +29,7 @@ app.command()(deploy)
 app.command()(rollback)
 app.command()(deployments)
 app.command()(analyze)
+app.command()(compare)
 
 
 def _version(value: bool) -> None:
