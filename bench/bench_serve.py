@@ -12,10 +12,9 @@ each one uvicorn worker with no access log (uvloop and httptools when installed)
 For each --concurrency level, then each app in turn, it runs a keep-alive load of that many
 connections: --warmup seconds untimed, then --duration seconds timed. The load generator is
 wrk (-t1, a Lua script for the POST and the percentiles) or, without wrk, Python threads.
-Reports p50/p95/p99 latency, requests/s, failed responses, and efimero's ratio to minimal.
-Afterwards it checks efimero's /metrics prediction counter and the rows in its store against
-the requests sent. Targets (reported, not asserted): efimero p50 under 3 ms at 1 connection,
-and at most 1.5x the minimal app's p50.
+Reports p50/p95/p99 latency, requests/s, failed responses and efimero's ratio to minimal, then
+efimero's /metrics prediction counter and the rows in its store against the requests sent.
+Targets (reported, not asserted): efimero p50 under 3 ms at 1 connection, at most 1.5x minimal.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import efimero
@@ -61,6 +61,16 @@ end
 Result = dict[str, float]
 
 
+@dataclass
+class App:
+    path: str
+    body: bytes
+    port: int
+    command: list[str]
+    lua: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", default="1,16", help="comma-separated connection counts (default 1,16)")
@@ -88,39 +98,37 @@ def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
         connection.close()
 
 
-def wait_ready(proc: subprocess.Popen[bytes], port: int, path: str, body: bytes, log: Path) -> None:
+def wait_ready(app: App, log: Path) -> None:
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and app.proc is not None and app.proc.poll() is None:
         try:
-            if post(port, path, body)[0] == 200:
+            if post(app.port, app.path, app.body)[0] == 200:
                 return
         except OSError:
             pass
         time.sleep(0.2)
-    raise SystemExit(f"server on port {port} did not become ready; its log:\n{log.read_text()[-3000:]}")
+    raise SystemExit(f"{' '.join(app.command[:4])} did not become ready; its log:\n{log.read_text()[-3000:]}")
 
 
-def wrk_load(port: int, path: str, lua: Path, connections: int, seconds: int) -> Result:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(lua),
-                          f"http://{HOST}:{port}{path}"], capture_output=True, text=True, check=True).stdout
-    n, dur_us, p50, p95, p99, status, sock = (float(x) for x in out.split("RESULT")[1].split())
-    return {"requests": n, "rps": n / (dur_us / 1e6), "p50": p50 / 1000, "p95": p95 / 1000, "p99": p99 / 1000,
-            "failed": status + sock}
-
-
-def python_load(port: int, path: str, body: bytes, connections: int, seconds: int) -> Result:
-    """Fallback: one keep-alive http.client connection per thread (the GIL makes it the bottleneck)."""
-    deadline = time.perf_counter() + seconds
+def load(app: App, connections: int, seconds: int, use_wrk: bool) -> Result:
+    """A keep-alive POST load on ``app`` for ``seconds``: wrk -t1, or one Python thread per connection."""
+    if use_wrk:
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(app.lua),
+                              f"http://{HOST}:{app.port}{app.path}"], capture_output=True, text=True, check=True).stdout
+        n, us, p50, p95, p99, status, sock = (float(x) for x in out.split("RESULT")[1].split())
+        return {"requests": n, "rps": n / us * 1e6, "p50": p50 / 1e3, "p95": p95 / 1e3, "p99": p99 / 1e3,
+                "failed": status + sock}
+    deadline = time.perf_counter() + seconds  # fallback: the GIL makes the generator the bottleneck
     samples: list[list[float]] = [[] for _ in range(connections)]
     failed = [0] * connections
 
     def worker(i: int) -> None:
-        connection = http.client.HTTPConnection(HOST, port, timeout=10)
-        while (start := time.perf_counter()) < deadline:
-            connection.request("POST", path, body, {"Content-Type": "application/json"})
+        connection = http.client.HTTPConnection(HOST, app.port, timeout=10)
+        while (begin := time.perf_counter()) < deadline:
+            connection.request("POST", app.path, app.body, {"Content-Type": "application/json"})
             response = connection.getresponse()
             response.read()
-            samples[i].append(time.perf_counter() - start)
+            samples[i].append((time.perf_counter() - begin) * 1e3)
             failed[i] += not 200 <= response.status < 300
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
@@ -129,7 +137,7 @@ def python_load(port: int, path: str, body: bytes, connections: int, seconds: in
         thread.start()
     for thread in threads:
         thread.join()
-    ms = np.concatenate([np.asarray(s) for s in samples]) * 1000
+    ms = np.concatenate(samples)
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
     return {"requests": len(ms), "rps": len(ms) / (time.perf_counter() - started), "p50": p50, "p95": p95,
             "p99": p99, "failed": sum(failed)}
@@ -147,92 +155,110 @@ def metrics_of(port: int) -> dict[str, float]:
     return sums
 
 
+def start(tmp: Path, version: str, row: list[float]) -> dict[str, App]:
+    """Start both servers on free ports and wait until each answers its predict route."""
+    apps = {
+        "minimal": App("/predict", json.dumps({"features": row}).encode(), free_port(),
+                       [sys.executable, "-m", "uvicorn", "_minimal_app:app", "--app-dir", str(Path(__file__).parent),
+                        "--no-access-log", "--log-level", "warning"], tmp / "minimal.lua"),
+        "efimero": App("/v1/predict", json.dumps(CONTEXT).encode(), free_port(),
+                       [str(Path(sys.executable).parent / "efimero"), "serve", "--models", str(tmp / "models"),
+                        "--db", f"sqlite:///{tmp / 'store.db'}", "--no-access-log"], tmp / "efimero.lua"),
+    }
+    env = {**os.environ, "EFIMERO_BENCH_VERSION_DIR": str(tmp / "models" / version)}
+    for name, app in apps.items():
+        app.lua.write_text(WRK_LUA % app.body.decode())
+        log = tmp / f"{name}.log"
+        app.proc = subprocess.Popen([*app.command, "--host", HOST, "--port", str(app.port)], env=env,
+                                    stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        wait_ready(app, log)
+    return apps
+
+
+def check_minimal(bundle: efimero.training.ModelBundle, app: App, row: list[float]) -> None:
+    """The baseline must compute what efimero computes, or the comparison means nothing."""
+    raw = json.loads(post(app.port, app.path, app.body)[1])
+    for name, expected in bundle.predict_outputs(np.array([row])).items():
+        model, got = bundle.models[name], np.asarray(raw[name])
+        got = got * model.target_scale + model.target_mean if model.kind == "regressor" else got
+        if not np.allclose(got, expected, rtol=1e-5, atol=1e-6):
+            raise SystemExit(f"the minimal app disagrees with efimero on model {name!r}")
+
+
 def main() -> None:
     args = parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
-    use_wrk = shutil.which("wrk") is not None and not args.python_load
+    wrk = None if args.python_load else shutil.which("wrk")
     print_environment("service overhead per request (bench/bench_serve.py)")
     print("  ".join(f"{p} {_version(p)}" for p in ("fastapi", "uvicorn", "uvloop", "httptools", "sqlalchemy")))
-    print(f"load generator: {'wrk -t1 (' + subprocess.run(['wrk', '-v'], capture_output=True, text=True).stdout.split()[1] + ')' if use_wrk else 'Python http.client threads'}")
+    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split()[1] if wrk else ""
+    print(f"load generator: {f'wrk {wrk_version}, 1 thread' if wrk else 'Python http.client threads'}")
+    results: dict[tuple[str, int], Result] = {}
+    sent, pending = 1.0, []  # efimero has answered one readiness probe
     with tempfile.TemporaryDirectory(prefix="efimero-bench-") as tmp_name:
         tmp = Path(tmp_name)
         efimero.generate(args.rows, output=tmp / "train.csv", seed=args.seed)
         config = load_training_config(overrides={"training": {"data": {"cv_folds": 0}}})
         run = train(tmp / "train.csv", output=tmp / "models", config=config)
         bundle = efimero.load(tmp / "models")
-        print(f"trained version {run.version} on {args.rows} rows (cv_folds=0)\n")
+        print(f"trained version {run.version} on {args.rows} rows (cv_folds=0)")
         features = features_of(BrowserContext.model_validate(CONTEXT))
         row = [float(features[name]) for name in bundle.feature_names]
-        apps = {  # name: (predict path, request body, command, extra environment)
-            "minimal": ("/predict", json.dumps({"features": row}).encode(),
-                        [sys.executable, "-m", "uvicorn", "_minimal_app:app", "--app-dir", str(Path(__file__).parent),
-                         "--no-access-log", "--log-level", "warning"], {"EFIMERO_BENCH_VERSION_DIR": str(tmp / "models" / run.version)}),
-            "efimero": ("/v1/predict", json.dumps(CONTEXT).encode(),
-                        [str(Path(sys.executable).parent / "efimero"), "serve", "--models", str(tmp / "models"),
-                         "--db", f"sqlite:///{tmp / 'store.db'}", "--no-access-log"], {}),
-        }
-        ports = {name: free_port() for name in apps}
-        procs: dict[str, subprocess.Popen[bytes]] = {}
+        apps: dict[str, App] = {}
         try:
-            for name, (path, body, command, env) in apps.items():
-                log = tmp / f"{name}.log"
-                procs[name] = subprocess.Popen([*command, "--host", HOST, "--port", str(ports[name])],
-                                               stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **env})
-                wait_ready(procs[name], ports[name], path, body, log)
-            raw = json.loads(post(ports["minimal"], "/predict", apps["minimal"][1])[1])
-            for name, expected in bundle.predict_outputs(np.array([row])).items():  # same models, same outputs?
-                model, got = bundle.models[name], np.asarray(raw[name])
-                got = got * model.target_scale + model.target_mean if model.kind == "regressor" else got
-                if not np.allclose(got, expected, rtol=1e-5, atol=1e-6):
-                    raise SystemExit(f"minimal app disagrees with efimero on model {name!r}")
-            sent, results, pending = 1.0, {}, []  # efimero has answered 1 readiness probe so far
+            apps = start(tmp, run.version, row)
+            check_minimal(bundle, apps["minimal"], row)
             for connections in levels:
-                for name, (path, body, _, _) in apps.items():
-                    lua = tmp / f"{name}.lua"
-                    lua.write_text(WRK_LUA % body.decode())
-                    load = (lambda s: wrk_load(ports[name], path, lua, connections, s)) if use_wrk else \
-                        (lambda s: python_load(ports[name], path, body, connections, s))
-                    warm = load(args.warmup) if args.warmup > 0 else {"requests": 0.0}
-                    results[name, connections] = result = load(args.duration)
+                for name, app in apps.items():
+                    warm = load(app, connections, args.warmup, bool(wrk)) if args.warmup > 0 else {"requests": 0.0}
+                    results[name, connections] = load(app, connections, args.duration, bool(wrk))
                     if name == "efimero":
-                        sent += warm["requests"] + result["requests"]
-                        pending.append(metrics_of(ports[name]).get("efimero_store_pending_records", 0.0))
-                        for _ in range(100):  # let the writer drain before the next timed run
-                            if metrics_of(ports[name]).get("efimero_store_pending_records", 0.0) == 0:
-                                break
+                        sent += warm["requests"] + results[name, connections]["requests"]
+                        pending.append(metrics_of(app.port).get("efimero_store_pending_records", 0.0))
+                        drain_by = time.monotonic() + 10  # let the writer catch up before the next timed run
+                        while metrics_of(app.port).get("efimero_store_pending_records") and time.monotonic() < drain_by:
                             time.sleep(0.1)
-            final = metrics_of(ports["efimero"])
+            final = metrics_of(apps["efimero"].port)
             with sqlite3.connect(tmp / "store.db") as db:
                 rows_written = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
         finally:
-            for proc in procs.values():
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            for app in apps.values():
+                if app.proc is not None:
+                    app.proc.terminate()
+                    try:
+                        app.proc.wait(15)
+                    except subprocess.TimeoutExpired:
+                        app.proc.kill()
+    report(args, levels, results)
+    statuses = ", ".join(f"{k.split()[-1]}: {v:.0f}" for k, v in final.items() if k.startswith("predict status"))
+    print(f"\nefimero /v1/predict: the load generator completed {sent:.0f} (warm-ups and the readiness probe "
+          f"included); /metrics counted {final.get('efimero_predictions_total', 0):.0f} predictions and "
+          f"requests by status {statuses}")
+    print(f"store: {rows_written} rows in `predictions`; records pending right after each timed run: "
+          f"{', '.join(f'{p:.0f}' for p in pending)}; dropped: {final.get('efimero_store_dropped_records', 0):.0f}")
+    print_load_after()
 
+
+def report(args: argparse.Namespace, levels: list[int], results: dict[tuple[str, int], Result]) -> None:
     table = []
-    for (name, connections), r in sorted(results.items(), key=lambda item: (item[0][1], item[0][0] != "minimal")):
+    for connections in levels:
         base = results["minimal", connections]
-        table.append([name, str(connections), *(f"{r[k]:.2f}" for k in ("p50", "p95", "p99")), f"{r['rps']:.0f}",
-                      f"{r['failed']:.0f}", f"{r['p50'] / base['p50']:.2f}x", f"{r['rps'] / base['rps']:.2f}x"])
+        for name in ("minimal", "efimero"):
+            r = results[name, connections]
+            table.append([name, str(connections), *(f"{r[k]:.2f}" for k in ("p50", "p95", "p99")),
+                          f"{r['rps']:.0f}", f"{r['failed']:.0f}", f"{r['p50'] / base['p50']:.2f}x",
+                          f"{r['rps'] / base['rps']:.2f}x"])
     print(f"\n{args.duration} s timed per row after {args.warmup} s warm-up, keep-alive, loopback "
-          f"(failed = status >= 400 or socket errors)\n")
+          f"(failed: status >= 400 or socket errors)\n")
     print_table(["app", "connections", "p50 ms", "p95 ms", "p99 ms", "req/s", "failed", "p50 vs minimal",
-                 "req/s vs minimal"], table, left=1)
+                 "req/s vs minimal"], table)
     low = min(levels)
     p50 = results["efimero", low]["p50"]
     print(f"\ntarget: efimero p50 < 3 ms at {low} connection(s): {p50:.2f} ms, {'met' if p50 < 3 else 'NOT met'}")
     for c in levels:
         ratio = results["efimero", c]["p50"] / results["minimal", c]["p50"]
-        print(f"target: efimero p50 <= 1.5x minimal at {c} connection(s): {ratio:.2f}x, {'met' if ratio <= 1.5 else 'NOT met'}")
-    statuses = ", ".join(f"{k.split()[-1]}: {v:.0f}" for k, v in final.items() if k.startswith("predict status"))
-    print(f"\nefimero /v1/predict: load generator completed {sent:.0f} (warm-ups and readiness probe included); "
-          f"/metrics counted {final.get('efimero_predictions_total', 0):.0f} predictions, requests by status {statuses}")
-    print(f"store: {rows_written} rows in `predictions`; records pending right after each timed run: "
-          f"{', '.join(f'{p:.0f}' for p in pending)}; dropped: {final.get('efimero_store_dropped_records', 0):.0f}")
-    print_load_after()
+        print(f"target: efimero p50 <= 1.5x minimal at {c} connection(s): {ratio:.2f}x, "
+              f"{'met' if ratio <= 1.5 else 'NOT met'}")
 
 
 if __name__ == "__main__":

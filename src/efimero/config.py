@@ -253,3 +253,106 @@ class EnvironmentsConfig(_Strict):
 def load_environments_config(path: str | Path | None = None) -> EnvironmentsConfig:
     """Load ``config/environments.yaml`` (or ``path``); defaults when absent and not named."""
     return _load(EnvironmentsConfig, path, DEFAULT_ENVIRONMENTS_CONFIG, {})
+
+
+# -- config/retraining.yaml ----------------------------------------------------------------
+DEFAULT_RETRAINING_CONFIG = Path("config/retraining.yaml")
+
+
+class TimeTrigger(_Strict):
+    enabled: bool = True
+    min_days_since_last: float = Field(7, ge=0, description="Scheduled runs retrain only after this long")
+    max_days_since_last: float = Field(30, gt=0, description="Retrain at the latest after this long")
+
+
+class VolumeTrigger(_Strict):
+    enabled: bool = True
+    min_new_samples: int = Field(500, ge=1, description="Usable new rows that trigger retraining")
+    collection_window_days: int = Field(7, ge=1)
+
+
+class PerformanceTrigger(_Strict):
+    enabled: bool = True
+    accuracy_threshold: float = Field(0.75, ge=0, le=1, description="Online accuracy below this triggers")
+    max_drop_percentage: float = Field(0.05, ge=0, le=1, description="Relative drop against the previous window")
+    monitoring_window_hours: float = Field(24, gt=0)
+
+
+class DriftTrigger(_Strict):
+    enabled: bool = True
+    feature_drift_threshold: float = Field(0.20, ge=0, le=1, description="Share of drifted features")
+    prediction_drift_threshold: float = Field(0.15, ge=0, description="PSI of the served class shares")
+
+
+class Triggers(_Strict):
+    time_based: TimeTrigger = TimeTrigger()
+    data_volume: VolumeTrigger = VolumeTrigger()
+    performance: PerformanceTrigger = PerformanceTrigger()
+    drift: DriftTrigger = DriftTrigger()
+
+
+class IncrementalParameters(_Strict):
+    min_samples: int = Field(100, ge=1)
+    max_new_trees: int = Field(20, ge=1)
+    learning_rate_factor: float = Field(0.8, gt=0, le=1)
+    validation_split: float = Field(0.2, gt=0, lt=1)
+    min_improvement_threshold: float = Field(0.01, ge=0, description="Relative gain needed to save a version")
+    forgetting_tolerance: float = Field(0.02, ge=0, description="Allowed drop of the original test score")
+
+
+class IncrementalStrategy(_Strict):
+    max_days_since_last: float = Field(14, ge=0, description="Incremental only while the model is this recent")
+    parameters: IncrementalParameters = IncrementalParameters()
+
+
+class FullParameters(_Strict):
+    hyperparameter_tuning: bool = False
+    cv_folds: int = Field(5, ge=0)
+    test_split: float = Field(0.2, gt=0, lt=1)
+    include_training_data: bool = Field(False, description="Also train on the live model's training file")
+
+
+class FullStrategy(_Strict):
+    min_days_since_last: float = Field(21, ge=0, description="Full retraining once the model is this old")
+    on_performance_trigger: bool = True
+    on_drift_trigger: bool = True
+    parameters: FullParameters = FullParameters()
+
+
+class Strategies(_Strict):
+    incremental: IncrementalStrategy = IncrementalStrategy()
+    full: FullStrategy = FullStrategy()
+
+
+class RetrainDeployment(_Strict):
+    auto_deploy: bool = False
+    target: str = "staging"
+    rollback_enabled: bool = True
+
+
+class DataCollection(_Strict):
+    db_url: str = "sqlite:///data/efimero.db"
+    min_session_duration: int = Field(10_000, ge=0, description="Shorter sessions are ignored (ms)")
+    max_samples_per_collection: int = Field(10_000, ge=1)
+    output_dir: Path = Path("data/production")
+
+
+class RetrainingSettings(_Strict):
+    models_dir: Path = Path("models")
+    triggers: Triggers = Triggers()
+    strategies: Strategies = Strategies()
+    deployment: RetrainDeployment = RetrainDeployment()
+    data_collection: DataCollection = DataCollection()
+
+
+class RetrainingConfig(_Strict):
+    """The whole of ``config/retraining.yaml``."""
+
+    retraining: RetrainingSettings = RetrainingSettings()
+
+
+def load_retraining_config(
+    path: str | Path | None = None, *, overrides: dict[str, Any] | None = None
+) -> RetrainingConfig:
+    """Load ``config/retraining.yaml`` (or ``path``) with nested ``overrides``."""
+    return _load(RetrainingConfig, path, DEFAULT_RETRAINING_CONFIG, overrides or {})

@@ -12,6 +12,7 @@ and keeps its traceback. The CLI catches ``EfimeroError`` once, prints it and ex
     ├── StoreError                   the interaction store cannot be opened or written
     ├── DeployError                  a deployment or rollback cannot proceed
     ├── ComparisonError              two versions cannot be compared (different features or targets)
+    ├── SimulationError              the visitor simulator cannot reach a ready service
     └── RegistryError                the model registry cannot do what was asked
         ├── VersionNotFoundError     (also a LookupError)
         ├── ModelIntegrityError      checksums or files do not match the manifest
@@ -118,6 +119,10 @@ class DeployError(EfimeroError):
 
 class ComparisonError(EfimeroError, ValueError):
     """Two versions cannot be compared: their features or targets differ."""
+
+
+class SimulationError(EfimeroError):
+    """The simulator cannot run: the service is unreachable or not ready."""
 
 
 class RegistryError(EfimeroError):

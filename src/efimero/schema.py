@@ -57,6 +57,8 @@ class TabularTask:
     stratify_on: str | None = None
     regression_model: str = "regression"
     """Name of the one multi-output model that predicts every regression target."""
+    weight_column: str | None = "sample_weight"
+    """Optional column of per-row training weights (> 0); absent means every row counts 1."""
 
     @property
     def feature_names(self) -> list[str]:

@@ -13,7 +13,7 @@ from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
 @reports_errors
 def analyze(
     models: Path = typer.Option(Path("models"), help="Registry directory."),
-    version: str = typer.Option(None, help="Version to analyse. [default: the current one]"),
+    version: str = typer.Option(None, help="Version to analyse. \\[default: the current one]"),
     data: Path = typer.Option(..., help="Data to explain and correlate (.csv, .json or .parquet)."),
     output: Path = typer.Option(Path("analysis"), help="Folder for plots and the report."),
     plot_importance: bool = typer.Option(False, "--plot-importance", help="Importance and SHAP summary plots."),

@@ -10,7 +10,7 @@ from rich.table import Table
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
 
 TARGET_HELP = "Environment from config/environments.yaml (development, staging, production)."
-CONFIG_HELP = "Environments YAML. [default: config/environments.yaml when present]"
+CONFIG_HELP = "Environments YAML. \\[default: config/environments.yaml when present]"
 
 
 def _render(record, json_output: bool) -> None:  # type: ignore[no-untyped-def]
@@ -32,9 +32,9 @@ def deploy(
     source: Path = typer.Option(Path("models"), help="Registry to deploy from."),
     target: str = typer.Option(..., help=TARGET_HELP),
     version: str = typer.Option("latest", help="Version name, 'latest' or 'current' of the source."),
-    validate: bool = typer.Option(None, "--validate/--no-validate", help="Check the target's thresholds first. [default: validation_required of the target]"),
-    backup_existing: bool = typer.Option(None, "--backup-existing/--no-backup", help="Back up the live version first. [default: backup_enabled of the target]"),
-    test_data: Path = typer.Option(None, help="Labelled data for the accuracy threshold. [default: the test metrics recorded at training]"),
+    validate: bool = typer.Option(None, "--validate/--no-validate", help="Check the target's thresholds first. \\[default: validation_required of the target]"),
+    backup_existing: bool = typer.Option(None, "--backup-existing/--no-backup", help="Back up the live version first. \\[default: backup_enabled of the target]"),
+    test_data: Path = typer.Option(None, help="Labelled data for the accuracy threshold. \\[default: the test metrics recorded at training]"),
     config: Path = typer.Option(None, help=CONFIG_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -50,7 +50,7 @@ def deploy(
 @reports_errors
 def rollback(
     target: str = typer.Option(..., help=TARGET_HELP),
-    to: str = typer.Option(None, help="Version to go back to. [default: the version live before the current one]"),
+    to: str = typer.Option(None, help="Version to go back to. \\[default: the version live before the current one]"),
     config: Path = typer.Option(None, help=CONFIG_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:

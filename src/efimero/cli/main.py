@@ -5,11 +5,13 @@ from __future__ import annotations
 import typer
 
 from efimero import __version__
-from efimero.cli import data, models
+from efimero.cli import data, models, retrain
 from efimero.cli.analyze import analyze
 from efimero.cli.compare import compare
 from efimero.cli.deploy import deploy, deployments, rollback
+from efimero.cli.drift import drift
 from efimero.cli.serve import serve
+from efimero.cli.simulate import simulate
 from efimero.cli.train import train
 from efimero.cli.validate import validate
 
@@ -22,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
+app.add_typer(retrain.app, name="retrain")
 app.command()(train)
 app.command()(validate)
 app.command()(serve)
@@ -30,6 +33,10 @@ app.command()(rollback)
 app.command()(deployments)
 app.command()(analyze)
 app.command()(compare)
+app.command()(drift)
+app.command()(retrain.collect)
+app.command("auto-retrain")(retrain.auto_retrain)
+app.command()(simulate)
 
 
 def _version(value: bool) -> None:

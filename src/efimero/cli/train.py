@@ -67,16 +67,16 @@ def metrics_tables(metrics: dict[str, Any]) -> list[Table]:
 @reports_errors
 def train(
     data: Path = typer.Option(..., help="Training data (.csv, .json or .parquet)."),
-    output: Path = typer.Option(None, help="Registry directory. [default: registry.model_dir of the config, models]"),
+    output: Path = typer.Option(None, help="Registry directory. \\[default: registry.model_dir of the config, models]"),
     tune_hyperparams: bool = typer.Option(False, "--tune-hyperparams", help="Search hyperparameters by k-fold CV."),
-    tuner: Tuner = typer.Option(None, help="Search method. [default: training.tuning.method, grid]"),
-    n_trials: int = typer.Option(None, min=1, help="Optuna trials per model. [default: training.tuning.n_trials, 50]"),
-    cv_folds: int = typer.Option(None, min=0, help="CV folds; 0 skips CV. [default: training.data.cv_folds, 5]"),
-    test_size: float = typer.Option(None, min=0.01, max=0.99, help="Test share. [default: training.data.test_size, 0.2]"),
-    random_state: int = typer.Option(None, help="Seed of splits and models. [default: training.data.random_state, 42]"),
+    tuner: Tuner = typer.Option(None, help="Search method. \\[default: training.tuning.method, grid]"),
+    n_trials: int = typer.Option(None, min=1, help="Optuna trials per model. \\[default: training.tuning.n_trials, 50]"),
+    cv_folds: int = typer.Option(None, min=0, help="CV folds; 0 skips CV. \\[default: training.data.cv_folds, 5]"),
+    test_size: float = typer.Option(None, min=0.01, max=0.99, help="Test share. \\[default: training.data.test_size, 0.2]"),
+    random_state: int = typer.Option(None, help="Seed of splits and models. \\[default: training.data.random_state, 42]"),
     gpu: bool = typer.Option(False, "--gpu", help="Train on a CUDA GPU (XGBoost device='cuda')."),
-    n_jobs: int = typer.Option(None, help="Threads per model, -1 for all cores. [default: training.n_jobs, -1]"),
-    config: Path = typer.Option(None, help="Training config YAML. [default: config/training.yaml when present]"),
+    n_jobs: int = typer.Option(None, help="Threads per model, -1 for all cores. \\[default: training.n_jobs, -1]"),
+    config: Path = typer.Option(None, help="Training config YAML. \\[default: config/training.yaml when present]"),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train one XGBoost classifier per CSS class and one multi-output regressor; register the version."""

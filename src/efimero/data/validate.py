@@ -55,6 +55,8 @@ def build_schema(task: TabularTask = CSS_TASK) -> pa.DataFrameSchema:
         columns[target.name] = pa.Column(str, checks=[pa.Check.isin(list(target.labels))])
     for target in task.regression_targets:
         columns[target.name] = pa.Column(float, checks=[pa.Check.in_range(target.minimum, target.maximum)])
+    if task.weight_column:
+        columns[task.weight_column] = pa.Column(float, checks=[pa.Check.gt(0), pa.Check.le(1000)], required=False)
     checks = []
     if set(_DEVICE_FLAGS) <= set(task.feature_names):
         checks.append(
@@ -96,7 +98,7 @@ def _coerce_numbers(frame: pd.DataFrame, task: TabularTask) -> tuple[pd.DataFram
     frame = frame.copy()
     failures: list[ValidationFailure] = []
     reported: dict[str, set[int]] = {}
-    for name in task.feature_names + task.regression_target_names:
+    for name in task.feature_names + task.regression_target_names + [task.weight_column or ""]:
         if name not in frame.columns:
             continue
         numbers = pd.to_numeric(frame[name], errors="coerce")
@@ -161,10 +163,11 @@ def validate_frame(
             failures.append(_failure(ROW_RULE, rule, duplicated, []))
     if failures:
         raise DataValidationError(source, _display_rows(failures))
-    extra = [c for c in frame.columns if c not in set(task.columns)]
+    kept = task.columns + ([task.weight_column] if task.weight_column in frame.columns else [])
+    extra = [c for c in frame.columns if c not in set(kept)]
     warnings = [f"ignored extra columns: {', '.join(extra)}"] if extra else []
     integers = [f.name for f in task.features if f.kind != "float"]
-    frame = frame[task.columns].astype({name: "int64" for name in integers})
+    frame = frame[kept].astype({name: "int64" for name in integers})
     report = ValidationReport(source, rows=len(frame), columns=len(task.columns), warnings=warnings)
     return frame, report
 

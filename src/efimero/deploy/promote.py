@@ -11,22 +11,17 @@ because copies become visible only whole and the pointer moves in one rename.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 from efimero.config import Environment, EnvironmentsConfig, ValidationSettings
 from efimero.deploy.history import DeploymentLog, DeploymentRecord, Step, _now
-from efimero.errors import DeployError, EfimeroError, ModelIntegrityError
+from efimero.errors import DeployError, EfimeroError
 from efimero.gate import GateReport, run_validation
 from efimero.registry import Registry, verify
 
 logger = logging.getLogger(__name__)
-
-BACKUPS_DIR = "backups"
-
 
 def thresholds(environment: Environment) -> ValidationSettings:
     """The validation gate's settings from an environment's performance thresholds."""
@@ -67,17 +62,6 @@ class _Run:
         self.record.status, self.record.error, self.record.finished_at = status, error, _now()
         self.log.save(self.record)
         return self.record
-
-
-def _backup(target: Registry, version: str) -> str:
-    """Copy the live version into ``backups/`` (verified) so it survives pruning or damage."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S_%f")
-    destination = target.root / BACKUPS_DIR / f"{stamp}__{version}"
-    staging = destination.with_name(f".{destination.name}")
-    shutil.copytree(target.root / version, staging / version)
-    verify(staging / version)
-    staging.rename(destination)
-    return f"{version} copied to {destination}"
 
 
 def _smoke(target: Registry, version: str, environment: Environment) -> str:
@@ -129,7 +113,7 @@ def deploy(
                 return f"{name} meets the {target} thresholds ({', '.join(c.name for c in report.checks)})"
             run.step("validation", validation)
         if previous and (backup if backup is not None else environment.backup_enabled):
-            run.step("backup", lambda: _backup(target_registry, previous))
+            run.step("backup", lambda: f"{previous} copied to {target_registry.backup(previous)}")
 
         def copy() -> str:
             nonlocal added
@@ -221,13 +205,8 @@ def _ensure_intact(registry: Registry, name: str) -> str:
         verify(registry.path(name))
         return f"{name} verified against its manifest"
     except EfimeroError as damage:
-        backups = sorted((registry.root / BACKUPS_DIR).glob(f"*__{name}"), reverse=True)
-        if not backups:
-            raise DeployError(f"{name} is damaged or missing ({damage}) and has no backup.") from damage
-        if (registry.root / name).exists():
-            shutil.rmtree(registry.root / name)
         try:
-            registry.adopt(backups[0] / name)
-        except ModelIntegrityError as exc:
-            raise DeployError(f"{name} is damaged and so is its backup: {exc}") from exc
-        return f"{name} was damaged ({damage}); restored from {backups[0].name}"
+            source = registry.restore(name)
+        except EfimeroError as exc:
+            raise DeployError(f"{name} is damaged or missing ({damage}) and cannot be restored: {exc}") from damage
+        return f"{name} was damaged ({damage}); restored from {source.name}"

@@ -11,6 +11,7 @@
         preprocessing.json       the scaler
         models/<name>.ubj        XGBoost native UBJSON, one per named model
         metrics.json  metadata.json
+      backups/<stamp>__<version>/   verified copies made before deployments and retraining
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ METADATA = "metadata.json"
 MODELS_DIR = "models"
 STAGING_PREFIX = ".staging-"
 TRASH_PREFIX = ".trash-"
+BACKUPS = "backups"
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

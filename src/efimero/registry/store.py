@@ -234,6 +234,32 @@ class Registry:
                 shutil.rmtree(staging, ignore_errors=True)
         return True
 
+    def backup(self, version: str | None = None) -> Path:
+        """Copy a version (verified) into ``backups/<stamp>__<version>/``; return that folder.
+
+        Backups survive pruning and damage to the version itself; ``restore`` brings one back.
+        """
+        name = self.resolve(version)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S_%f")
+        destination = self.root / layout.BACKUPS / f"{stamp}__{name}"
+        staging = destination.with_name(f".{destination.name}")
+        shutil.copytree(self.root / name, staging / name)
+        verify(staging / name)
+        _fsync_tree(staging)
+        os.replace(staging, destination)
+        return destination
+
+    def restore(self, version: str) -> Path:
+        """Replace a missing or damaged ``version`` with its newest verified backup."""
+        backups = sorted((self.root / layout.BACKUPS).glob(f"*__{version}"), reverse=True)
+        if not backups:
+            raise VersionNotFoundError(f"{self.root}: no backup of {version} in {layout.BACKUPS}/.")
+        if (self.root / version).exists():
+            with exclusive_lock(self.root / layout.LOCK):
+                self._discard(version)
+        self.adopt(backups[0] / version)
+        return backups[0]
+
     def remove(self, version: str) -> None:
         """Delete a version that is not current (it disappears before its files do)."""
         with exclusive_lock(self.root / layout.LOCK):

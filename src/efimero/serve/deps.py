@@ -1,4 +1,8 @@
-"""Named dependencies: the live model, the store and the metrics of the running app."""
+"""Named dependencies: the live model, the store and the metrics of the running app.
+
+They are ``async def`` although they await nothing: FastAPI runs plain ``def`` dependencies
+in a thread pool, a round trip that cost more than the feature computation per request.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ from efimero.store import InteractionStore
 from efimero.training import ModelBundle
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     return request.app.state.holder
 
 
-def get_bundle(request: Request) -> ModelBundle:
+async def get_bundle(request: Request) -> ModelBundle:
     """The bundle to serve this request with, read once so a swap cannot split a request."""
     bundle = request.app.state.holder.bundle
     if bundle is None:
@@ -22,9 +26,9 @@ def get_bundle(request: Request) -> ModelBundle:
     return bundle
 
 
-def get_store(request: Request) -> InteractionStore:
+async def get_store(request: Request) -> InteractionStore:
     return request.app.state.store
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics

@@ -160,10 +160,13 @@ class InteractionStore:
                 first = self._queue.get(timeout=self._flush_interval_s)
             except queue.Empty:
                 continue
-            batch = [first]
+            # Gather for one flush interval: one transaction per batch, not per record, keeps
+            # the writer's CPU (which competes with request handling) low under load.
+            batch, deadline = [first], time.monotonic() + self._flush_interval_s
             while len(batch) < self._max_batch:
+                remaining = deadline - time.monotonic()
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
                 except queue.Empty:
                     break
             self._write(batch)

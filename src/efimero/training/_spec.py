@@ -49,12 +49,14 @@ class ModelSpec:
         *,
         runtime: Runtime,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        weight: np.ndarray | None = None,
     ) -> TrainedModel:
         if self.kind == "classifier":
             assert isinstance(params, ClassifierParams) and self.labels is not None
-            return fit_classifier(self.name, self.targets[0], self.labels, params, x, y, runtime=runtime, eval_set=eval_set)
+            return fit_classifier(self.name, self.targets[0], self.labels, params, x, y,
+                                  runtime=runtime, eval_set=eval_set, weight=weight)
         assert isinstance(params, RegressorParams)
-        return fit_regressor(self.name, self.targets, params, x, y, runtime=runtime, eval_set=eval_set)
+        return fit_regressor(self.name, self.targets, params, x, y, runtime=runtime, eval_set=eval_set, weight=weight)
 
     def score(self, model: TrainedModel, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """CV scores of a fitted model on encoded labels ``y``."""

@@ -73,9 +73,10 @@ def _boost(
     x_train: np.ndarray,
     y_train: np.ndarray,
     eval_set: tuple[np.ndarray, np.ndarray] | None,
+    weight: np.ndarray | None = None,
 ) -> xgb.Booster:
     """Run ``xgboost.train``; with ``eval_set``, stop early and keep only the used trees."""
-    train_matrix = xgb.QuantileDMatrix(x_train, label=y_train)
+    train_matrix = xgb.QuantileDMatrix(x_train, label=y_train, weight=weight)
     if eval_set is None or params.early_stopping_rounds is None:
         return xgb.train(native, train_matrix, num_boost_round=params.n_estimators)
     eval_matrix = xgb.QuantileDMatrix(eval_set[0], label=eval_set[1], ref=train_matrix)
@@ -107,12 +108,13 @@ def fit_classifier(
     *,
     runtime: Runtime,
     eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+    weight: np.ndarray | None = None,
 ) -> TrainedModel:
     """Fit a multi:softprob classifier; ``y`` holds indices into ``labels``."""
     if len(np.unique(y_train)) < 2:
         raise TrainingError(f"target {target!r} has a single label in the training rows; it needs at least two.")
     native = booster_params(params, runtime) | {"num_class": len(labels), "eval_metric": "mlogloss"}
-    booster = _boost(native, params, x_train, y_train, eval_set)
+    booster = _boost(native, params, x_train, y_train, eval_set, weight)
     return TrainedModel(name, "classifier", [target], _for_inference(booster), params.model_dump(), labels=labels)
 
 
@@ -125,6 +127,7 @@ def fit_regressor(
     *,
     runtime: Runtime,
     eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+    weight: np.ndarray | None = None,
 ) -> TrainedModel:
     """Fit one multi-output regressor on standardised targets (see :class:`TrainedModel`)."""
     mean = y_train.mean(axis=0)
@@ -132,7 +135,7 @@ def fit_regressor(
     scale[scale == 0] = 1.0
     native = booster_params(params, runtime) | {"eval_metric": "rmse"}
     scaled_eval = (eval_set[0], (eval_set[1] - mean) / scale) if eval_set else None
-    booster = _boost(native, params, x_train, (y_train - mean) / scale, scaled_eval)
+    booster = _boost(native, params, x_train, (y_train - mean) / scale, scaled_eval, weight)
     return TrainedModel(
         name, "regressor", list(targets), _for_inference(booster), params.model_dump(),
         target_mean=mean, target_scale=scale,

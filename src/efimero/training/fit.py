@@ -32,6 +32,8 @@ class TrainingResult:
     tuning: dict[str, TuningResult] = field(default_factory=dict)
     duration_s: float = 0.0
     n_rows: dict[str, int] = field(default_factory=dict)
+    test_rows: pd.DataFrame | None = None
+    """The held-out rows the metrics were computed on (not saved; comparisons reuse them)."""
 
 
 def _stratify(frame: pd.DataFrame, column: str | None) -> pd.Series | None:
@@ -89,22 +91,30 @@ def train(
     def scaled(rows: pd.DataFrame) -> np.ndarray:
         return preprocessor.transform(rows[task.feature_names].to_numpy(dtype=float))
 
+    def weights(rows: pd.DataFrame) -> np.ndarray | None:
+        """Per-row weights from the task's optional weight column (e.g. explicit feedback counts more)."""
+        column = task.weight_column
+        return rows[column].to_numpy(dtype=float) if column and column in rows.columns else None
+
     x_train, x_fit, x_early = scaled(train_rows), scaled(fit_rows), scaled(early_rows)
+    w_train, w_fit = weights(train_rows), weights(fit_rows)
     models, hyperparameters, tuning, cv = {}, {}, {}, {}
     for spec in model_specs(task, train_rows):
         params = spec.default_params(settings.models)
         y_train = spec.encode(train_rows)
         if tune_hyperparams:
             result = tune(spec, params, x_train, y_train, settings=settings.tuning,
-                          n_folds=max(data.cv_folds, 2), runtime=runtime, progress=progress)
+                          n_folds=max(data.cv_folds, 2), runtime=runtime, progress=progress, weight=w_train)
             params = type(params).model_validate(params.model_dump() | result.best_params)
             tuning[spec.name] = result
         if data.cv_folds >= 2:
-            cv[spec.name] = cross_validate(spec, params, x_train, y_train, n_folds=data.cv_folds, runtime=runtime)
+            cv[spec.name] = cross_validate(spec, params, x_train, y_train, n_folds=data.cv_folds,
+                                           runtime=runtime, weight=w_train)
             if progress:
                 progress(f"cross-validating {spec.name}", data.cv_folds)
         models[spec.name] = spec.fit(
-            params, x_fit, spec.encode(fit_rows), runtime=runtime, eval_set=(x_early, spec.encode(early_rows))
+            params, x_fit, spec.encode(fit_rows), runtime=runtime,
+            eval_set=(x_early, spec.encode(early_rows)), weight=w_fit,
         )
         hyperparameters[spec.name] = params.model_dump()
         if progress:
@@ -120,6 +130,7 @@ def train(
         tuning=tuning,
         duration_s=time.perf_counter() - started,
         n_rows={"total": len(frame), "train": len(fit_rows), "early_stopping": len(early_rows), "test": len(test_rows)},
+        test_rows=test_rows,
     )
 
 

@@ -32,7 +32,14 @@ def _folds(spec: ModelSpec, y: np.ndarray, n_folds: int, seed: int):
 
 
 def cross_validate(
-    spec: ModelSpec, params: XGBoostParams, x: np.ndarray, y: np.ndarray, *, n_folds: int, runtime: Runtime
+    spec: ModelSpec,
+    params: XGBoostParams,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_folds: int,
+    runtime: Runtime,
+    weight: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
     """Fit ``n_folds`` times on the other folds; return mean and std of each score.
 
@@ -40,7 +47,8 @@ def cross_validate(
     """
     scores: dict[str, list[float]] = {}
     for train_idx, test_idx in _folds(spec, y, n_folds, runtime.seed):
-        model = spec.fit(params, x[train_idx], y[train_idx], runtime=runtime)
+        fold_weight = None if weight is None else weight[train_idx]
+        model = spec.fit(params, x[train_idx], y[train_idx], runtime=runtime, weight=fold_weight)
         for metric, value in spec.score(model, x[test_idx], y[test_idx]).items():
             scores.setdefault(metric, []).append(value)
     return {m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "folds": len(v)} for m, v in scores.items()}
@@ -75,6 +83,7 @@ def tune(
     n_folds: int,
     runtime: Runtime,
     progress: ProgressCallback | None = None,
+    weight: np.ndarray | None = None,
 ) -> TuningResult:
     """Search hyperparameters of one model, scoring each candidate by k-fold CV.
 
@@ -86,7 +95,7 @@ def tune(
 
     def evaluate(candidate: dict[str, Any]) -> float:
         params = type(base).model_validate(base.model_dump() | candidate)
-        cv = cross_validate(spec, params, x, y, n_folds=n_folds, runtime=runtime)
+        cv = cross_validate(spec, params, x, y, n_folds=n_folds, runtime=runtime, weight=weight)
         score = cv[metric]["mean"]
         trials.append({"params": params.model_dump(include=set(candidate)), metric: score})
         if progress:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 
 from efimero.context import event_time, features_of
 from efimero.schema import FEATURE_NAMES
-from efimero.serve.css import class_key, css_variables
+from efimero.css import class_key, css_variables
 from efimero.serve.deps import get_bundle, get_metrics, get_store
 from efimero.serve.metrics import ServiceMetrics
 from efimero.serve.schemas import BatchPredictRequest, BatchPredictResponse, PredictRequest, PredictResponse

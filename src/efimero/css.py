@@ -42,3 +42,17 @@ def css_variables(values: dict[str, float]) -> dict[str, str]:
 def class_key(target: str) -> str:
     """``css_class_theme`` → ``theme``: the short name used in API responses."""
     return target.removeprefix("css_class_")
+
+
+_UNIT_SCALE = {"rem": ROOT_FONT_PX, "px": 1.0, "deg": 1.0, "%": 1.0, "ms": 1.0, "": 1.0}
+
+
+def parse_css_variables(variables: dict[str, str]) -> dict[str, float]:
+    """The inverse of :func:`css_variables`: CSS values back to target values in their units."""
+    by_property = {name: target for target, (name, _) in CSS_VARIABLES.items()}
+    values = {}
+    for name, text in variables.items():
+        number = text.rstrip("abcdefghijklmnopqrstuvwxyz%")
+        unit = text[len(number):]
+        values[by_property[name]] = float(number) * _UNIT_SCALE[unit]
+    return values

@@ -1,0 +1,123 @@
+"""`efimero collect`: production training data from the interaction store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from efimero._io import atomic_write_json, sha256_file
+from efimero.collect.quality import QualityReport, check_log
+from efimero.collect.targets import judge, targets
+from efimero.data._tables import read_table, write_table
+from efimero.data.validate import validate_frame
+from efimero.errors import DataError
+from efimero.schema import CSS_TASK
+from efimero.store import latest_event_time, open_engine, sessions
+
+
+@dataclass
+class CollectResult:
+    """What a collection found: the window, the rows written, quality and label statistics."""
+
+    start: datetime
+    end: datetime
+    frame: pd.DataFrame
+    quality: QualityReport
+    statuses: dict[str, int]
+    online_accuracy: float | None
+    judged: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """One row per valid session: event_time, status and the served classes (for monitoring)."""
+    output: Path | None = None
+    metadata_path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(), "end": self.end.isoformat(), "rows": len(self.frame),
+            "sessions": self.statuses, "online_accuracy": self.online_accuracy,
+            "quality": self.quality.to_dict(),
+            "output": str(self.output) if self.output else None,
+            "metadata_path": str(self.metadata_path) if self.metadata_path else None,
+        }
+
+
+def window(engine, *, start_date: date | None, end_date: date | None, days_back: int) -> tuple[datetime, datetime]:  # type: ignore[no-untyped-def]
+    """[start, end) in UTC: explicit dates (end inclusive), or the ``days_back`` days up to the newest visit."""
+    if start_date or end_date:
+        if not (start_date and end_date):
+            raise DataError("give both --start-date and --end-date, or neither (then --days-back applies).")
+        if end_date < start_date:
+            raise DataError(f"--end-date must not be before --start-date. Got {start_date} to {end_date}.")
+        begin = datetime.combine(start_date, time(), tzinfo=timezone.utc)
+        return begin, datetime.combine(end_date + timedelta(days=1), time(), tzinfo=timezone.utc)
+    newest = latest_event_time(engine) or datetime.now(timezone.utc)
+    newest = newest if newest.tzinfo else newest.replace(tzinfo=timezone.utc)
+    end = newest + timedelta(microseconds=1)
+    return end - timedelta(days=days_back), end
+
+
+def drift_against(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[float, list[str]]:
+    """Share of drifted features of ``current`` against ``reference`` (the monitor's dataset test)."""
+    from efimero.monitor import detect_drift
+
+    report = detect_drift(reference[CSS_TASK.feature_names], current[CSS_TASK.feature_names])
+    return report.drift_share, report.drifted_features
+
+
+def collect(
+    db_url: str,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    days_back: int = 7,
+    min_session_duration_ms: int = 0,
+    output: str | Path | None = None,
+    validate: bool = False,
+    export_metadata: bool = False,
+    reference: str | Path | None = None,
+) -> CollectResult:
+    """Read sessions in a window, recompute features, derive targets, check quality, write rows.
+
+    ``reference`` is the training data of the live model; with ``validate`` the new rows are
+    tested for drift against it (proceed / caution / abort).
+    """
+    engine = open_engine(db_url)
+    try:
+        start, end = window(engine, start_date=start_date, end_date=end_date, days_back=days_back)
+        logs = sessions(engine, start=start, end=end, min_session_duration_ms=min_session_duration_ms)
+    finally:
+        engine.dispose()
+    quality, statuses, rows = QualityReport(total=len(logs)), {"confirmed": 0, "rejected": 0, "ambiguous": 0}, []
+    judged = []
+    for session in logs.to_dict(orient="records"):
+        features, problems = check_log(session)
+        quality.reasons.update(problems)
+        if features is None:
+            continue
+        quality.valid += 1
+        verdict = judge(session)
+        statuses[verdict.status] += 1
+        judged.append({"event_time": session["event_time"], "status": verdict.status,
+                       **{f"css_class_{g}": label for g, label in session["css_classes"].items()}})
+        if verdict.usable:
+            labels, weight = targets(session, features, verdict)
+            rows.append({**features, **labels, "sample_weight": weight})
+    frame = pd.DataFrame(rows, columns=CSS_TASK.columns + ["sample_weight"])
+    if len(frame):
+        frame = frame.drop_duplicates(subset=CSS_TASK.columns).reset_index(drop=True)
+        frame, _ = validate_frame(frame, source=f"rows collected from {db_url}")
+    if validate and reference is not None and len(frame):
+        quality.drift_share, quality.drifted_features = drift_against(read_table(reference), frame)
+    n_judged = statuses["confirmed"] + statuses["rejected"] + statuses["ambiguous"]
+    result = CollectResult(start, end, frame, quality, statuses,
+                           online_accuracy=statuses["confirmed"] / n_judged if n_judged else None,
+                           judged=pd.DataFrame(judged))
+    if output is not None:
+        result.output = write_table(frame, output)
+        if export_metadata:
+            result.metadata_path = result.output.with_name(f"{result.output.stem}_metadata.json")
+            atomic_write_json(result.metadata_path, result.to_dict() | {"sha256": sha256_file(result.output)})
+    return result

@@ -1,0 +1,86 @@
+"""Drift statistics, one module each, composed into a reference-vs-current report.
+
+Statistics (each registers itself in :mod:`~efimero.monitor.drift.registry` on import):
+
+==================  ======================  ===========  ==================  ==========
+name                module                  accepts      returns             threshold
+==================  ======================  ===========  ==================  ==========
+``ks``              :mod:`.ks`              numeric      p-value (< drift)   0.05
+``psi``             :mod:`.psi`             both         distance (≥ drift)  0.1
+``wasserstein``     :mod:`.wasserstein`     numeric      distance (≥ drift)  0.1 σ
+``jensen_shannon``  :mod:`.jensen_shannon`  both         distance (≥ drift)  0.1
+``chi2``            :mod:`.chi2`            categorical  p-value (< drift)   0.05
+==================  ======================  ===========  ==================  ==========
+
+:func:`detect_drift` composes them per column (rule in :data:`DRIFT_RULE`) and
+:func:`export_report` writes the per-feature plots, ``drift.html`` and ``drift.json``.
+"""
+
+from __future__ import annotations
+
+from efimero.monitor.drift.registry import (
+    STATISTICS,
+    DriftStatistic,
+    FeatureType,
+    ScoreKind,
+    StatResult,
+    get_statistic,
+    register,
+    statistics_for,
+)
+
+# Registration order is the order statistics appear in reports.
+from efimero.monitor.drift.ks import ks_p_value  # noqa: E402  isort: skip
+from efimero.monitor.drift.psi import PSI_MODERATE, PSI_SIGNIFICANT, psi_band  # noqa: E402  isort: skip
+from efimero.monitor.drift.wasserstein import wasserstein_score  # noqa: E402  isort: skip
+from efimero.monitor.drift.jensen_shannon import js_categorical, js_numeric  # noqa: E402  isort: skip
+from efimero.monitor.drift.chi2 import chi2_p_value  # noqa: E402  isort: skip
+from efimero.monitor.drift.psi import psi_categorical, psi_numeric  # noqa: E402  isort: skip
+from efimero.monitor.drift.dataset import (  # noqa: E402  isort: skip
+    DATASET_DRIFT,
+    DEFAULT_SHARE_THRESHOLD,
+    DRIFT_RULE,
+    FEATURE_DRIFT,
+    NO_DRIFT,
+    PREDICTION_DRIFT,
+    ColumnDrift,
+    DriftReport,
+    column_drifted,
+    detect_drift,
+    infer_feature_types,
+)
+from efimero.monitor.drift.report import export_report, plot_drift  # noqa: E402  isort: skip
+
+__all__ = [
+    "DATASET_DRIFT",
+    "DEFAULT_SHARE_THRESHOLD",
+    "DRIFT_RULE",
+    "FEATURE_DRIFT",
+    "NO_DRIFT",
+    "PREDICTION_DRIFT",
+    "PSI_MODERATE",
+    "PSI_SIGNIFICANT",
+    "STATISTICS",
+    "ColumnDrift",
+    "DriftReport",
+    "DriftStatistic",
+    "FeatureType",
+    "ScoreKind",
+    "StatResult",
+    "chi2_p_value",
+    "column_drifted",
+    "detect_drift",
+    "export_report",
+    "get_statistic",
+    "infer_feature_types",
+    "js_categorical",
+    "js_numeric",
+    "ks_p_value",
+    "plot_drift",
+    "psi_band",
+    "psi_categorical",
+    "psi_numeric",
+    "register",
+    "statistics_for",
+    "wasserstein_score",
+]

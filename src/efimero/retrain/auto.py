@@ -1,0 +1,184 @@
+"""`efimero auto-retrain`: triggers → strategy → collect → validate → retrain → validate → deploy.
+
+Every run is recorded in ``<models>/retraining_runs.json`` (stages with timings, triggers,
+decisions, outcome) for a later dashboard. A failed run removes what it made (the collected
+file, a version that did not become current) and leaves the live model alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from efimero._io import atomic_write_json, exclusive_lock
+from efimero.collect import collect
+from efimero.config import RetrainingConfig, load_training_config
+from efimero.data._tables import read_table
+from efimero.deploy import deploy
+from efimero.errors import EfimeroError
+from efimero.gate import run_validation
+from efimero.registry import Registry
+from efimero.retrain.full import full
+from efimero.retrain.incremental import incremental
+from efimero.retrain.triggers import Trigger, days_since_training, evaluate
+
+logger = logging.getLogger(__name__)
+
+RUNS_FILE = "retraining_runs.json"
+MODES = ("check", "force", "scheduled")
+
+
+@dataclass
+class RetrainingRun:
+    mode: str
+    dry_run: bool
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    finished_at: str | None = None
+    live_version: str | None = None
+    triggers: list[dict[str, Any]] = field(default_factory=list)
+    decision: str = ""
+    strategy: str | None = None
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    outcome: str = "in_progress"
+    new_version: str | None = None
+    error: str | None = None
+
+    @property
+    def fired(self) -> list[str]:
+        return [t["name"] for t in self.triggers if t["fired"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"fired": self.fired}
+
+
+def _record(models: Path, run: RetrainingRun) -> None:
+    path = models / RUNS_FILE
+    with exclusive_lock(models / ".runs.lock"):
+        runs = [r for r in (read_runs(models)) if r["id"] != run.id] + [run.to_dict()]
+        atomic_write_json(path, {"runs": runs})
+
+
+def read_runs(models: str | Path) -> list[dict[str, Any]]:
+    import json
+
+    path = Path(models) / RUNS_FILE
+    return json.loads(path.read_text(encoding="utf-8"))["runs"] if path.is_file() else []
+
+
+def choose_strategy(config: RetrainingConfig, triggers: list[Trigger], age_days: float) -> str:
+    """Full on performance or drift triggers (as configured) or an old model, else incremental."""
+    strategies = config.retraining.strategies
+    fired = {t.name for t in triggers if t.fired}
+    if (strategies.full.on_performance_trigger and "performance" in fired) or (
+        strategies.full.on_drift_trigger and fired & {"feature_drift", "prediction_drift"}
+    ) or age_days >= strategies.full.min_days_since_last or age_days > strategies.incremental.max_days_since_last:
+        return "full"
+    return "incremental"
+
+
+def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool = False) -> RetrainingRun:
+    """One automated retraining run; see the module docstring. ``check`` never retrains."""
+    if mode not in MODES:
+        raise EfimeroError(f"mode must be one of {', '.join(MODES)}. Got {mode!r} instead.")
+    settings = config.retraining
+    models = Path(settings.models_dir)
+    registry = Registry(models)
+    live = registry.load()
+    run = RetrainingRun(mode=mode, dry_run=dry_run, live_version=live.version)
+    made: list[Path] = []
+    stage_started = time.perf_counter()
+
+    def stage(name: str, **details: Any) -> None:
+        nonlocal stage_started
+        now = time.perf_counter()
+        run.stages.append({"stage": name, "seconds": round(now - stage_started, 3), **details})
+        stage_started = now
+
+    try:
+        collection = settings.data_collection
+        output = None if dry_run else collection.output_dir / f"production_{run.id}.csv"
+        reference_file = Path(live.metadata.get("data_file", ""))
+        reference = read_table(reference_file) if reference_file.is_file() else None
+        collected = collect(collection.db_url, days_back=settings.triggers.data_volume.collection_window_days,
+                            min_session_duration_ms=collection.min_session_duration, output=output, validate=True,
+                            reference=reference_file if reference is not None else None)
+        if output is not None:
+            made.append(collected.output)
+        stage("collect", rows=len(collected.frame), sessions=collected.statuses, online_accuracy=collected.online_accuracy,
+              quality=collected.quality.to_dict())
+        triggers = evaluate(settings.triggers, bundle=live, collected=collected, reference=reference)
+        run.triggers = [t.to_dict() for t in triggers]
+        age = days_since_training(live, datetime.now(timezone.utc))
+        run.strategy = choose_strategy(config, triggers, age)
+        stage("triggers", fired=run.fired)
+        retrain = mode == "force" or (mode == "scheduled" and bool(run.fired))
+        fired = ", ".join(run.fired) or "none"
+        if mode == "check" or dry_run:
+            wanted = mode == "force" or bool(run.fired)
+            run.decision = f"{'would retrain' if wanted else 'no retraining needed'} ({run.strategy}); fired: {fired}"
+            run.outcome = "checked"
+            return run
+        if not retrain:
+            run.decision, run.outcome = "no trigger fired", "skipped"
+            return run
+        if collected.quality.recommendation == "abort":
+            raise EfimeroError(f"data quality says abort: {collected.quality.to_dict()}")
+        run.decision = f"retrain ({run.strategy}); fired: {', '.join(run.fired) or 'none (forced)'}"
+        result = _retrain(config, run.strategy, collected.output, reference_file if reference is not None else None)
+        run.new_version = result.version
+        stage("retrain", status=result.status, reason=result.reason, version=result.version)
+        if result.status != "success":
+            if result.version and result.version != registry.current():
+                registry.remove(result.version)
+                run.new_version = None
+            run.outcome = result.status
+            return run
+        report = run_validation(models, version=result.version)
+        stage("validate", passed=report.passed)
+        if not report.passed:
+            raise EfimeroError(f"the retrained version failed validation: {report.to_dict()['checks']}")
+        if settings.deployment.auto_deploy:
+            record = deploy(models, settings.deployment.target, version=result.version)
+            stage("deploy", target=settings.deployment.target, status=record.status, log=record.log)
+            if record.status != "success":
+                raise EfimeroError(f"deployment to {settings.deployment.target} failed: {record.error}")
+        run.outcome = "success"
+        return run
+    except EfimeroError as exc:
+        run.outcome, run.error = "failed", str(exc)
+        _clean_up(registry, live.version, run, made)
+        return run
+    finally:
+        run.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        _record(models, run)
+
+
+def _retrain(config: RetrainingConfig, strategy: str, data: Path, reference: Path | None):  # type: ignore[no-untyped-def]
+    settings = config.retraining
+    if strategy == "incremental":
+        return incremental([data], models=settings.models_dir, settings=settings.strategies.incremental.parameters)
+    parameters = settings.strategies.full.parameters
+    training = load_training_config(overrides={"training": {"data": {
+        "cv_folds": parameters.cv_folds, "test_size": parameters.test_split, "allow_duplicates": True}}})
+    files = [data] + ([reference] if parameters.include_training_data and reference else [])
+    return full(files, output=settings.models_dir, config=training, tune_hyperparams=parameters.hyperparameter_tuning)
+
+
+def _clean_up(registry: Registry, live: str | None, run: RetrainingRun, made: list[Path]) -> None:
+    """Remove what a failed run made; the live pointer goes back to what it was."""
+    try:
+        if registry.current() != live and live is not None:
+            registry.restore_pointer(live)
+        if run.new_version and run.new_version != live:
+            registry.remove(run.new_version)
+        for path in made:
+            path.unlink(missing_ok=True)
+            path.with_name(f"{path.stem}_metadata.json").unlink(missing_ok=True)
+    except EfimeroError as exc:  # cleaning must not hide the original failure
+        logger.error("clean-up after a failed retraining run was incomplete: %s", exc)

@@ -1,0 +1,85 @@
+"""Full retraining: train from scratch on the combined data, keep it only if it beats the live one.
+
+The new version is saved beside the live one (not current) and both are compared on the new
+model's held-out test rows with ``efimero compare``'s paired bootstrap and McNemar tests.
+
+Which targets decide: on curated data (no ``sample_weight`` column) every target, by
+``compare``'s own verdict. On production data the regression targets of most rows are the
+values the live model itself served (confirmed sessions keep the served style), so the live
+model scores near-perfectly on them by construction; there the class targets decide — where
+behaviour and explicit feedback carry evidence independent of the live model — and the
+regression results are reported beside them. Either way a single significantly worse deciding
+target blocks promotion, and only "better" makes the version current (and deploys it when asked).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from efimero.analysis.compare import B_BETTER, B_WORSE, NO_DIFFERENCE, Comparison, compare_versions
+from efimero.config import TrainingConfig, load_training_config
+from efimero.data._tables import write_table
+from efimero.deploy import deploy
+from efimero.registry import Registry
+from efimero.retrain._common import RetrainResult, load_rows, score
+from efimero.schema import CSS_TASK, TabularTask
+from efimero.training import train
+
+
+def full(
+    data: list[str | Path],
+    *,
+    output: str | Path = "models",
+    config: TrainingConfig | None = None,
+    tune_hyperparams: bool = False,
+    compare_with_current: bool = True,
+    deploy_if_better: bool = False,
+    target: str = "staging",
+    task: TabularTask = CSS_TASK,
+) -> RetrainResult:
+    """Retrain every model from scratch on ``data``; promote only a significantly better version."""
+    config = config or load_training_config()
+    registry = Registry(output)
+    live = registry.current()
+    frame = load_rows(list(data), task)
+    trained = train(frame, task=task, settings=config.training, tune_hyperparams=tune_hyperparams)
+    metadata = {
+        "task": task.name, "algorithm": "xgboost", "strategy": "full", "parent_version": live,
+        "hyperparameters": trained.hyperparameters, "training_settings": config.training.model_dump(mode="json"),
+        "data_file": ",".join(map(str, data)), "rows": trained.n_rows,
+        "training_duration_s": round(trained.duration_s, 3),
+    }
+    version = registry.save(trained.bundle, metrics=trained.metrics, metadata=metadata, set_current=live is None,
+                            max_versions_to_keep=config.registry.max_versions_to_keep)
+    result = RetrainResult("full", "success", "", parent_version=live, version=version, rows=trained.n_rows)
+    if live is not None and compare_with_current:
+        with tempfile.TemporaryDirectory() as scratch:
+            test_file = write_table(trained.test_rows, Path(scratch) / "holdout.csv")
+            comparison = compare_versions(registry.path(live), registry.path(version), test_file)
+        production = task.weight_column is not None and task.weight_column in frame
+        verdict = _class_verdict(comparison) if production else comparison.verdict
+        result.scores = {"holdout": {"current": score(registry.load(live), trained.test_rows),
+                                     "retrained": score(trained.bundle, trained.test_rows)},
+                         "verdict": verdict, "deciding_targets": "class targets" if production else "all targets",
+                         "outcomes": {t.target: t.outcome for t in comparison.targets}, "rule": comparison.rule}
+        if verdict != B_BETTER:
+            result.status = "not_better"
+            result.reason = f"compared with {live} on {len(trained.test_rows)} held-out rows: {verdict}"
+            return result
+        result.reason = f"better than {live} on {len(trained.test_rows)} held-out rows"
+    registry.set_current(version)
+    if deploy_if_better:
+        record = deploy(registry.root, target, version=version)
+        result.scores["deployment"] = {"target": target, "status": record.status, "log": record.log}
+        if record.status != "success":
+            result.reason += f"; deployment to {target} failed: {record.error}"
+    return result
+
+
+def _class_verdict(comparison: Comparison) -> str:
+    """``compare``'s rule applied to the class targets only (see the module docstring)."""
+    outcomes = [t.outcome for t in comparison.group("classification")]
+    if "worse" in outcomes:
+        return B_WORSE
+    return B_BETTER if "better" in outcomes else NO_DIFFERENCE
