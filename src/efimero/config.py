@@ -296,7 +296,7 @@ class IncrementalParameters(_Strict):
     max_new_trees: int = Field(20, ge=1)
     learning_rate_factor: float = Field(0.8, gt=0, le=1)
     validation_split: float = Field(0.2, gt=0, lt=1)
-    min_improvement_threshold: float = Field(0.01, ge=0, description="Relative gain needed to save a version")
+    min_improvement_threshold: float = Field(0.01, ge=-1, description="Relative gain needed to save a version (negative accepts a loss)")
     forgetting_tolerance: float = Field(0.02, ge=0, description="Allowed drop of the original test score")
 
 

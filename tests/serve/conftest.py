@@ -94,6 +94,14 @@ class LiveServer:
             time.sleep(0.02)
         return self
 
+    def wait_for_version(self, version: str, timeout_s: float = 10.0) -> None:
+        """Block until the server's hot swap has picked up ``version``."""
+        deadline = time.monotonic() + timeout_s
+        while getattr(self.app.state.holder.bundle, "version", None) != version:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server never switched to {version}")
+            time.sleep(0.02)
+
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)

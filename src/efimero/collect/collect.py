@@ -78,11 +78,12 @@ def collect(
     validate: bool = False,
     export_metadata: bool = False,
     reference: str | Path | None = None,
+    max_rows: int | None = None,
 ) -> CollectResult:
     """Read sessions in a window, recompute features, derive targets, check quality, write rows.
 
     ``reference`` is the training data of the live model; with ``validate`` the new rows are
-    tested for drift against it (proceed / caution / abort).
+    tested for drift against it (proceed / caution / abort). ``max_rows`` keeps the newest rows.
     """
     engine = open_engine(db_url)
     try:
@@ -92,7 +93,7 @@ def collect(
         engine.dispose()
     quality, statuses, rows = QualityReport(total=len(logs)), {"confirmed": 0, "rejected": 0, "ambiguous": 0}, []
     judged = []
-    for session in logs.to_dict(orient="records"):
+    for session in logs.astype(object).where(logs.notna(), None).to_dict(orient="records"):
         features, problems = check_log(session)
         quality.reasons.update(problems)
         if features is None:
@@ -109,6 +110,8 @@ def collect(
     if len(frame):
         frame = frame.drop_duplicates(subset=CSS_TASK.columns).reset_index(drop=True)
         frame, _ = validate_frame(frame, source=f"rows collected from {db_url}")
+        if max_rows is not None:
+            frame = frame.tail(max_rows).reset_index(drop=True)
     if validate and reference is not None and len(frame):
         quality.drift_share, quality.drifted_features = drift_against(read_table(reference), frame)
     n_judged = statuses["confirmed"] + statuses["rejected"] + statuses["ambiguous"]

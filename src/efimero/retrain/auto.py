@@ -102,11 +102,12 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
 
     try:
         collection = settings.data_collection
-        output = None if dry_run else collection.output_dir / f"production_{run.id}.csv"
+        output = None if dry_run or mode == "check" else collection.output_dir / f"production_{run.id}.csv"
         reference_file = Path(live.metadata.get("data_file", ""))
         reference = read_table(reference_file) if reference_file.is_file() else None
         collected = collect(collection.db_url, days_back=settings.triggers.data_volume.collection_window_days,
                             min_session_duration_ms=collection.min_session_duration, output=output, validate=True,
+                            max_rows=collection.max_samples_per_collection,
                             reference=reference_file if reference is not None else None)
         if output is not None:
             made.append(collected.output)

@@ -190,8 +190,8 @@ def _check(visitors: int, days: int, drift_day: int | None, concurrency: int) ->
         raise ValueError(f"visitors must be at least 1. Got {visitors} instead.")
     if days < 1:
         raise ValueError(f"days must be at least 1. Got {days} instead.")
-    if drift_day is not None and not 1 <= drift_day < days:
-        raise ValueError(f"drift_day must be between 1 and days - 1 ({days - 1}). Got {drift_day} instead.")
+    if drift_day is not None and not 0 <= drift_day < days:
+        raise ValueError(f"drift_day must be between 0 and days - 1 ({days - 1}). Got {drift_day} instead.")
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1. Got {concurrency} instead.")
 
@@ -210,7 +210,8 @@ def _summarise(outcomes: pd.DataFrame, drift_day: int | None, start_date: date) 
         phases = {"all": Aggregate.of(outcomes)}
     else:
         after = outcomes["after_drift"].astype(bool)
-        phases = {"before_drift": Aggregate.of(outcomes[~after]), "after_drift": Aggregate.of(outcomes[after])}
+        phases = {name: Aggregate.of(outcomes[mask]) for name, mask in (("before_drift", ~after), ("after_drift", after))
+                  if mask.any()}
     per_day = {
         (start_date + timedelta(days=int(day))).isoformat(): Aggregate.of(group)
         for day, group in outcomes.groupby("day", sort=True)

@@ -76,7 +76,7 @@ def _shifted_hours(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _phases(days: int, drift_day: int | None) -> list[tuple[int, int]]:
-    return [(0, days)] if drift_day is None else [(0, drift_day), (drift_day, days)]
+    return [(0, days)] if not drift_day else [(0, drift_day), (drift_day, days)]
 
 
 def _place_on_days(
@@ -120,7 +120,8 @@ def draw_visits(
         rng: the source of randomness (same state, same visits).
         visits: how many visits (each one a different visitor).
         days: simulated days, starting at ``start_date``.
-        drift_day: first day (0-based) of the drifted world; ``None`` for no drift.
+        drift_day: first day (0-based) of the drifted world; ``None`` for no drift, 0 for a run
+            that happens entirely after the drift.
         start_date: the date of day 0.
         id_prefix: prefix of the visitor ids (``<prefix>-000042``), stable for a seed.
 

@@ -1,0 +1,91 @@
+"""Each data-quality rule and each target rule of collection, on crafted logs."""
+
+from __future__ import annotations
+
+import pytest
+
+from efimero.collect.quality import QualityReport, check_log
+from efimero.collect.targets import WEIGHTS, judge, targets
+from efimero.css import css_variables
+from tests.serve.conftest import PHONE_AT_NIGHT
+
+SERVED_VALUES = {"font_size_base": 17.0, "line_height_base": 1.55, "spacing_base": 11.0, "border_radius_base": 12.0,
+                 "color_primary_h": 250.0, "color_primary_s": 60.0, "color_primary_l": 65.0, "animation_duration": 220.0}
+
+
+def session(**changes) -> dict:
+    base = {
+        "context": PHONE_AT_NIGHT | {"session_id": "s"},
+        "css_classes": {"density": "densidad-baja", "font": "fuente-sans", "theme": "tema-oscuro"},
+        "css_variables": css_variables(SERVED_VALUES),
+        "session_duration_ms": 60_000, "interactions_count": 3, "bounce_rate": 0.0, "scroll_depth": 0.5,
+        "click_through_rate": 0.1, "user_satisfaction": None, "ui_preference_feedback": None,
+        "page_load_time_ms": 300.0, "rendering_time_ms": 20.0,
+    }
+    return base | changes
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"session_duration_ms": -1}, "session_duration_ms must be ≥ 0"),
+        ({"interactions_count": -2}, "interactions_count must be ≥ 0"),
+        ({"page_load_time_ms": -5.0}, "page_load_time_ms must be ≥ 0"),
+        ({"rendering_time_ms": -5.0}, "rendering_time_ms must be ≥ 0"),
+        ({"bounce_rate": 1.2}, "bounce_rate must lie in [0, 1]"),
+        ({"scroll_depth": -0.1}, "scroll_depth must lie in [0, 1]"),
+        ({"click_through_rate": 2.0}, "click_through_rate must lie in [0, 1]"),
+        ({"user_satisfaction": 9}, "user_satisfaction must lie in 1–5"),
+        ({"context": PHONE_AT_NIGHT | {"viewport_width": 0}}, "context.viewport_width"),
+        ({"context": PHONE_AT_NIGHT | {"device_pixel_ratio": -1}}, "context.device_pixel_ratio"),
+        ({"context": {"viewport_width": 390}}, "context.local_time: Field required"),
+    ],
+)
+def test_each_quality_rule_rejects_its_log(change, problem) -> None:
+    features, problems = check_log(session(**change))
+    assert features is None
+    assert any(p.startswith(problem) for p in problems), problems
+
+
+def test_a_valid_log_gives_the_services_features() -> None:
+    features, problems = check_log(session())
+    assert problems == [] and features["hour_of_day"] == 23 and features["is_mobile"] == 1
+
+
+@pytest.mark.parametrize(
+    ("share", "recommendation"), [(None, "proceed"), (0.1, "proceed"), (0.3, "proceed"), (0.31, "caution"), (0.51, "abort")]
+)
+def test_recommendation_follows_the_drift_share(share, recommendation) -> None:
+    assert QualityReport(total=10, valid=10, drift_share=share).recommendation == recommendation
+
+
+def test_engaged_or_satisfied_sessions_confirm_the_served_style() -> None:
+    engaged = session(session_duration_ms=200_000, interactions_count=9, scroll_depth=0.9, bounce_rate=0.0)
+    for log in (engaged, session(user_satisfaction=4)):
+        verdict = judge(log)
+        assert verdict.status == "confirmed"
+        row, weight = targets(log, check_log(log)[0], verdict)
+        assert row["css_class_density"] == "densidad-baja" and weight == WEIGHTS["confirmed"]
+        assert row["font_size_base"] == pytest.approx(17.0, abs=0.01)
+
+
+def test_rejected_sessions_get_the_heuristics_and_night_is_18_to_6() -> None:
+    log = session(bounce_rate=1.0, interactions_count=0, rendering_time_ms=250.0,
+                  css_classes={"density": "densidad-alta", "font": "fuente-mono", "theme": "tema-claro"})
+    verdict = judge(log)
+    assert verdict.status == "rejected"
+    row, weight = targets(log, check_log(log)[0], verdict)
+    assert (row["css_class_density"], row["css_class_theme"], row["css_class_font"]) == (
+        "densidad-media", "tema-oscuro", "fuente-sans")
+    assert row["animation_duration"] == 100 and weight == WEIGHTS["heuristic"]
+
+
+def test_ambiguous_sessions_are_left_out_unless_the_visitor_said_what_they_want() -> None:
+    assert not judge(session()).usable
+    log = session(ui_preference_feedback="more like densidad-alta please, and fuente-serif")
+    verdict = judge(log)
+    assert verdict.usable and verdict.feedback == {"density": "densidad-alta", "font": "fuente-serif"}
+    row, weight = targets(log, check_log(log)[0], verdict)
+    assert (row["css_class_density"], row["css_class_font"], row["css_class_theme"]) == (
+        "densidad-alta", "fuente-serif", "tema-oscuro")
+    assert weight == WEIGHTS["feedback"]
