@@ -41,6 +41,15 @@ class _Run:
 
     def __init__(self, record: DeploymentRecord, log: DeploymentLog, echo: Callable[[Step], None] | None) -> None:
         self.record, self.log, self.echo = record, log, echo
+        self.switched = False
+
+    def switch(self, registry: Registry, name: str, previous: str | None) -> None:
+        """The atomic pointer switch, remembered so that a later failure can undo it."""
+        def action() -> str:
+            registry.restore_pointer(name)
+            self.switched = True
+            return f"{self.record.target} now points to {name} (was {previous or 'nothing'})"
+        self.step("switch", action)
 
     def step(self, name: str, action: Callable[[], str]) -> None:
         started = time.perf_counter()
@@ -102,7 +111,7 @@ def deploy(
     record = DeploymentRecord("deploy", target, name, previous, source=str(source_registry.root))
     log.save(record)
     run = _Run(record, log, echo)
-    added = switched = False
+    added = False
     try:
         if validate if validate is not None else environment.validation_required:
             def validation() -> str:
@@ -121,25 +130,20 @@ def deploy(
             return f"{name} copied to {target_registry.root}, checksums verified" if added else f"{name} already in {target_registry.root}"
         run.step("copy", copy)
 
-        def switch() -> str:
-            nonlocal switched
-            target_registry.restore_pointer(name)
-            switched = True
-            return f"{target} now points to {name} (was {previous or 'nothing'})"
-        run.step("switch", switch)
+        run.switch(target_registry, name, previous)
         run.step("smoke test", lambda: _smoke(target_registry, name, environment))
         keep = (previous,) if previous else ()
         run.step("prune", lambda: f"removed {target_registry.prune(environment.max_versions_to_keep, keep=keep) or 'nothing'}")
     except DeployError as exc:
-        _restore(run, target_registry, previous, name, switched=switched, added=added)
+        _restore(run, target_registry, previous, name, added=added)
         return run.finish("failed", str(exc))
     return run.finish("success")
 
 
-def _restore(run: _Run, target: Registry, previous: str | None, name: str, *, switched: bool, added: bool) -> None:
+def _restore(run: _Run, target: Registry, previous: str | None, name: str, *, added: bool) -> None:
     """Undo a failed deployment: pointer back first (what serves), then the added copy."""
     try:
-        if switched:
+        if run.switched:
             target.restore_pointer(previous)
         if added and name != previous:
             target.remove(name)
@@ -169,19 +173,12 @@ def rollback(
     record = DeploymentRecord("rollback", target, name, current, source=str(registry.root))
     log.save(record)
     run = _Run(record, log, echo)
-    switched = False
     try:
         run.step("integrity", lambda: _ensure_intact(registry, name))
-
-        def switch() -> str:
-            nonlocal switched
-            registry.restore_pointer(name)
-            switched = True
-            return f"{target} now points to {name} (was {current or 'nothing'})"
-        run.step("switch", switch)
+        run.switch(registry, name, current)
         run.step("smoke test", lambda: _smoke(registry, name, environment))
     except DeployError as exc:
-        _restore(run, registry, current, name, switched=switched, added=False)
+        _restore(run, registry, current, name, added=False)
         return run.finish("failed", str(exc))
     return run.finish("success")
 
