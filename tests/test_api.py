@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 import efimero
@@ -49,6 +51,10 @@ def test_import_is_cheap() -> None:
 
 def test_lazy_api_names_stay_functions_after_submodules_load(small_csv, tmp_path) -> None:
     efimero.load  # noqa: B018 - loads efimero._api and the training subpackage
-    assert callable(efimero.train) and callable(efimero.predict) and callable(efimero.generate)
+    importlib.import_module("efimero.collect")  # subpackages must not shadow the lazy names
+    importlib.import_module("efimero.deploy")
+    for name in efimero.__all__:
+        if name not in {"__version__", "CSS_TASK", "Registry"}:
+            assert callable(getattr(efimero, name)), name
     run = efimero.train(small_csv, output=tmp_path / "models", config=__import__("tests.conftest").conftest.fast_config())
     assert efimero.load(tmp_path / "models").version == run.version

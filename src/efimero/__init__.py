@@ -6,6 +6,10 @@ Importing the package is cheap; the heavy functions load their libraries on firs
     efimero.generate(5000, output="data/train.csv", seed=42)
     run = efimero.train("data/train.csv", output="models/")
     efimero.predict(features, models="models/")
+    efimero.rollback("staging")
+
+Subpackages keep their stage's functions (``efimero.deploy.deploy``, ``efimero.collect.collect``,
+``efimero.simulate.simulate``); the names above are the ones that do not clash with them.
 """
 
 from __future__ import annotations
@@ -22,9 +26,16 @@ _LAZY = {
     "load": "efimero._api",
     "predict": "efimero._api",
     "run_validation": "efimero.gate",
+    "rollback": "efimero.deploy",
+    "analyze": "efimero.analysis.analyze",
+    "compare_versions": "efimero.analysis.compare",
+    "detect_drift": "efimero.monitor",
+    "auto_retrain": "efimero.retrain",
+    "create_app": "efimero.serve",
     "Registry": "efimero.registry",
     "CSS_TASK": "efimero.schema",
     "load_training_config": "efimero.config",
+    "load_retraining_config": "efimero.config",
 }
 
 __all__ = ["__version__", *_LAZY]

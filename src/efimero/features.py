@@ -90,17 +90,16 @@ def compute_features(raw: Mapping[str, Any]) -> dict[str, np.ndarray]:
     height = np.asarray(raw["viewport_height"], dtype=float)
     dpr = np.asarray(raw["device_pixel_ratio"], dtype=float)
     interactions = np.asarray(raw["total_interactions"], dtype=np.int64)
-    reference_ppi = np.select(
-        [device == kind for kind in DEVICE_TYPES], [REFERENCE_PPI[kind] for kind in DEVICE_TYPES]
-    )
+    is_device = {kind: device == kind for kind in DEVICE_TYPES}
+    reference_ppi = sum(flag * REFERENCE_PPI[kind] for kind, flag in is_device.items())
     features = {
         "hour_of_day": hour,
         "is_weekend": weekend,
-        "is_business_hours": (np.isin(hour, BUSINESS_HOURS) & (weekend == 0)).astype(int),
+        "is_business_hours": ((hour >= BUSINESS_HOURS.start) & (hour < BUSINESS_HOURS.stop) & (weekend == 0)).astype(int),
         "time_intensity": np.round(time_intensity(hour), 4),
-        "is_mobile": (device == "mobile").astype(int),
-        "is_tablet": (device == "tablet").astype(int),
-        "is_desktop": (device == "desktop").astype(int),
+        "is_mobile": is_device["mobile"].astype(int),
+        "is_tablet": is_device["tablet"].astype(int),
+        "is_desktop": is_device["desktop"].astype(int),
         "touch_enabled": (np.asarray(raw["max_touch_points"], dtype=int) > 0).astype(int),
         "device_pixel_ratio": dpr,
         "viewport_area": width * height,
