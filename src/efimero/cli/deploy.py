@@ -77,11 +77,11 @@ def deployments(
     if json_output:
         emit_json(records)
         return
-    table = Table(title=f"Deployments to {target} ({environment.model_dir})")
-    for column in ("started (UTC)", "action", "version", "previous", "status", "by"):
-        table.add_column(column)
+    table = Table(title=f"Deployments to {target} ({environment.model_dir})", caption="who and every step: --json")
+    for column in ("started (UTC)", "action", "version", "previous", "status"):
+        table.add_column(column, no_wrap=True)
     for r in records:
         status = {"success": "[green]success[/]", "failed": "[red]failed[/]"}.get(r["status"], "[yellow]interrupted[/]")
-        table.add_row(r["started_at"][:19].replace("T", " "), r["action"], r["version"],
-                      r["previous_version"] or "—", status, f"{r['user']}@{r['host']}")
+        table.add_row(r["started_at"][:16].replace("T", " "), r["action"], r["version"],
+                      r["previous_version"] or "—", status)
     console.print(table)

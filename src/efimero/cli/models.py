@@ -30,13 +30,16 @@ def list_versions(
     if not versions:
         console.print(f"{models}: no versions yet. Train one with `efimero train --data FILE --output {models}`.")
         return
-    table = Table(title=f"Model versions in {models}")
-    for column in ("", "version", "created (UTC)", "mean accuracy", "mean R²", "rows", "train time"):
-        table.add_column(column, justify="right" if column in {"mean accuracy", "mean R²", "rows", "train time"} else "left")
+    table = Table(title=f"Model versions in {models}", caption="● current · mean test accuracy and R²")
+    table.add_column("")
+    table.add_column("version", no_wrap=True)
+    table.add_column("created (UTC)", no_wrap=True)
+    for column in ("accuracy", "R²", "rows", "train time"):
+        table.add_column(column, justify="right")
     for v in versions:
         summary = v.metrics.get("summary", {})
         table.add_row(
-            "●" if v.is_current else "", v.name, v.created_at.replace("T", " ").split("+")[0],
+            "●" if v.is_current else "", v.name, v.created_at.replace("T", " ").split("+")[0][:16],
             f"{summary.get('mean_accuracy', float('nan')):.3f}", f"{summary.get('mean_r2', float('nan')):.3f}",
             str(v.metadata.get("rows", {}).get("total", "")), f"{v.metadata.get('training_duration_s', 0):.1f} s",
         )
