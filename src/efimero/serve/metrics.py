@@ -73,8 +73,11 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send, int(declared))
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await self._refuse(send, int(declared))
+            else:  # the server enforces Content-Length: nothing more can arrive
+                await self.app(scope, receive, send)
             return
         chunks, size, more = [], 0, True
         while more:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from efimero.context import event_time, features_of
@@ -56,10 +56,12 @@ def _respond(
 
 
 @router.post("/predict", response_model=PredictResponse, summary="Style for one page view")
-async def predict(request: PredictRequest, bundle: Bundle, store: Store, metrics: Metrics) -> PredictResponse:
+async def predict(request: PredictRequest, bundle: Bundle, store: Store, metrics: Metrics) -> Response:
     """Turn the raw browser context into the 19 features and predict the CSS classes and variables."""
     features = features_of(request)
-    return _respond(request, features, bundle.predict(features), store, metrics)
+    response = _respond(request, features, bundle.predict(features), store, metrics)
+    # Already a validated PredictResponse: serialise it once instead of letting FastAPI re-validate it.
+    return Response(response.model_dump_json(), media_type="application/json")
 
 
 @router.post("/predict/batch", response_model=BatchPredictResponse, summary="Styles for many page views")
