@@ -75,3 +75,18 @@ def registry_copy(tmp_path: Path, _tiny_registry: tuple[Path, list[str]]) -> Cal
 def tiny_registry(_tiny_registry: tuple[Path, list[str]]) -> tuple[Path, list[str]]:
     """The shared tiny registry; read it, never change it (use ``registry_copy`` for that)."""
     return _tiny_registry
+
+
+def run_and_kill(script: str, *args: object, after_s: float) -> None:
+    """Run ``script`` in a fresh interpreter, wait for its "ready" line, SIGKILL it ``after_s`` later."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-c", script, *map(str, args)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    time.sleep(after_s)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()

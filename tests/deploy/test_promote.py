@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +9,7 @@ from efimero.config import EnvironmentsConfig
 from efimero.deploy import DeploymentLog, deploy, rollback
 from efimero.errors import DeployError
 from efimero.registry import Registry, verify
+from tests.conftest import run_and_kill
 
 
 def environments(tmp_path: Path, *, production_accuracy: float = 0.3) -> EnvironmentsConfig:
@@ -137,12 +134,7 @@ def test_sigkill_at_any_point_leaves_a_complete_version_live(source, tmp_path) -
     root, versions = source
     target = tmp_path / "prod"
     for delay in (0.02, 0.07, 0.15, 0.26, 0.4, 0.55, 0.8):
-        process = subprocess.Popen([sys.executable, "-c", _DEPLOYER, str(root), str(target), *versions],
-                                   stdout=subprocess.PIPE, text=True)
-        assert process.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+        run_and_kill(_DEPLOYER, root, target, *versions, after_s=delay)
         registry = Registry(target)
         live = registry.current()
         if live is None:  # killed before the very first switch

@@ -1,12 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +8,7 @@ from efimero._io import sha256_file
 from efimero.errors import ModelIntegrityError, RegistryFormatError, VersionNotFoundError
 from efimero.registry import Registry, verify
 from efimero.registry import _layout as layout
+from tests.conftest import run_and_kill
 
 
 def test_a_version_holds_native_models_manifest_and_metadata(tiny_registry) -> None:
@@ -147,12 +142,7 @@ while True:
 def test_sigkill_mid_write_leaves_a_valid_registry(registry_copy, script: str) -> None:
     root, versions = registry_copy()
     for delay in (0.05, 0.13, 0.31):
-        process = subprocess.Popen([sys.executable, "-c", script, str(root), *versions],
-                                   stdout=subprocess.PIPE, text=True)
-        assert process.stdout.readline().strip() == "ready"
-        time.sleep(delay)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+        run_and_kill(script, root, *versions, after_s=delay)
         registry = Registry(root)
         current = registry.current()
         assert current in registry.versions()

@@ -9,38 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from efimero.monitor.drift import (
-    DATASET_DRIFT,
-    DEFAULT_SHARE_THRESHOLD,
-    DRIFT_RULE,
-    FEATURE_DRIFT,
-    NO_DRIFT,
-    PREDICTION_DRIFT,
-    STATISTICS,
-    ColumnDrift,
-    DriftReport,
-    DriftStatistic,
-    StatResult,
-    detect_drift,
-    export_report,
-    get_statistic,
-    statistics_for,
-)
+from efimero.monitor import drift
+from efimero.monitor.drift import *  # noqa: F403 - the drift package is the monitor's public surface
 
-__all__ = [
-    "DATASET_DRIFT",
-    "DEFAULT_SHARE_THRESHOLD",
-    "DRIFT_RULE",
-    "FEATURE_DRIFT",
-    "NO_DRIFT",
-    "PREDICTION_DRIFT",
-    "STATISTICS",
-    "ColumnDrift",
-    "DriftReport",
-    "DriftStatistic",
-    "StatResult",
-    "detect_drift",
-    "export_report",
-    "get_statistic",
-    "statistics_for",
-]
+__all__ = drift.__all__

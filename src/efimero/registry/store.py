@@ -25,7 +25,7 @@ import xgboost as xgb
 from efimero._io import atomic_write_bytes, atomic_write_json, atomic_write_text, exclusive_lock, fsync_dir
 from efimero.errors import RegistryError, RegistryFormatError, VersionNotFoundError, format_list
 from efimero.registry import _layout as layout
-from efimero.registry.manifest import read_manifest, verify, write_manifest
+from efimero.registry.manifest import verify, write_manifest
 from efimero.training._model import ModelBundle, Preprocessor, TrainedModel
 
 logger = logging.getLogger(__name__)
