@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from efimero._io import sha256_file
-from efimero.errors import ModelIntegrityError, RegistryFormatError, VersionNotFoundError
+from efimero.errors import (
+    ModelIntegrityError,
+    RegistryFormatError,
+    VersionNotFoundError,
+)
 from efimero.registry import Registry, verify
 from efimero.registry import _layout as layout
 from tests.conftest import run_and_kill
@@ -149,3 +154,13 @@ def test_sigkill_mid_write_leaves_a_valid_registry(registry_copy, script: str) -
         for name in registry.versions():
             verify(root / name)
         registry.load()
+
+
+def test_a_registry_in_format_1_still_loads() -> None:
+    """Bump FORMAT_VERSION and keep this: old registries must stay readable."""
+    root = Path(__file__).parents[1] / "assets" / "registry_format_1"
+    registry = Registry(root)
+    bundle = registry.load()
+    assert json.loads((registry.path() / "MANIFEST.json").read_text())["format_version"] == 1
+    prediction = bundle.predict(dict.fromkeys(bundle.feature_names, 1.0))
+    assert set(prediction.classes) == {"css_class_density", "css_class_font", "css_class_theme"}
