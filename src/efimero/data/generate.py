@@ -145,16 +145,19 @@ def _sample_class(rng: np.random.Generator | None, labels: tuple[str, ...], scor
     return np.asarray(labels, dtype=object)[np.argmax(logits, axis=1)]
 
 
-def preferred_style(features: pd.DataFrame) -> pd.DataFrame:
+def preferred_style(features: pd.DataFrame, *, classes: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """The design rules without noise: the most likely classes and the rule values per row.
 
     This is the "true taste" the rules encode; the visitor simulator uses it as each
-    visitor's hidden preference.
+    visitor's hidden preference. ``classes`` imposes class labels (target → one label per
+    row); the variables then follow the rules for those classes.
     """
-    return _rule_targets(None, features)
+    return _rule_targets(None, features, classes=classes)
 
 
-def _rule_targets(rng: np.random.Generator | None, f: pd.DataFrame) -> pd.DataFrame:
+def _rule_targets(
+    rng: np.random.Generator | None, f: pd.DataFrame, *, classes: dict[str, np.ndarray] | None = None
+) -> pd.DataFrame:
     """Apply the design rules of the module docstring to features ``f`` (noise from ``rng``)."""
     hour = f["hour_of_day"].to_numpy()
     night = ((hour >= 21) | (hour < 6)).astype(float)
@@ -187,6 +190,10 @@ def _rule_targets(rng: np.random.Generator | None, f: pd.DataFrame) -> pd.DataFr
         2.5 * power * desktop - 0.5,
         5.0 * access - 1.5,
     ])
+    imposed = classes or {}
+    theme = np.asarray(imposed.get("css_class_theme", theme), dtype=object)
+    density = np.asarray(imposed.get("css_class_density", density), dtype=object)
+    font = np.asarray(imposed.get("css_class_font", font), dtype=object)
     low, high = (density == "densidad-baja"), (density == "densidad-alta")
     dark, contrast = (theme == "tema-oscuro"), (theme == "tema-alto-contraste")
 

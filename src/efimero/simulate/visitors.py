@@ -31,7 +31,6 @@ import pandas as pd
 
 from efimero.data.generate import preferred_style, sample_contexts
 from efimero.features import HOURLY_TRAFFIC, RAW_CONTEXT_COLUMNS, engineer_features
-from efimero.schema import CSS_TASK
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +46,6 @@ SHIFTED_FEATURES: tuple[str, ...] = ("hour_of_day", "is_business_hours", "time_i
 DRIFT_PREFERENCE: dict[str, str] = {"css_class_density": "densidad-alta", "css_class_font": "fuente-serif"}
 """What night visitors prefer from the drift day on."""
 
-# The design rules' class effects on the variables (src/efimero/data/generate.py), used to keep
-# a changed preference coherent: a denser layout also wants smaller type and tighter spacing.
-_DENSITY_EFFECT = {
-    "font_size_base": {"densidad-baja": 0.8, "densidad-media": 0.0, "densidad-alta": -1.0},
-    "line_height_base": {"densidad-baja": 0.0, "densidad-media": 0.0, "densidad-alta": -0.1},
-    "spacing_base": {"densidad-baja": 4.0, "densidad-media": 0.0, "densidad-alta": -3.0},
-}
-_SERIF_LINE_HEIGHT = 0.08
-_RANGES = {t.name: (t.minimum, t.maximum) for t in CSS_TASK.regression_targets}
 _DESKTOP_CHROME_PX = (70, 140)
 """Browser toolbars and the OS taskbar: how much taller a desktop screen is than its viewport."""
 
@@ -237,14 +227,6 @@ def preferences(features: pd.DataFrame, after_drift: bool | np.ndarray | pd.Seri
     changed = np.broadcast_to(changed, (len(features),))
     if not changed.any():
         return style
-    old_density = style.loc[changed, "css_class_density"]
-    was_serif = style.loc[changed, "css_class_font"] == "fuente-serif"
-    new_density = DRIFT_PREFERENCE["css_class_density"]
-    for target, effect in _DENSITY_EFFECT.items():
-        delta = effect[new_density] - old_density.map(effect)
-        if target == "line_height_base":
-            delta = delta + _SERIF_LINE_HEIGHT * (~was_serif)
-        style.loc[changed, target] = (style.loc[changed, target] + delta).clip(*_RANGES[target])
-    for target, label in DRIFT_PREFERENCE.items():
-        style.loc[changed, target] = label
-    return style.round({"font_size_base": 2, "spacing_base": 2, "line_height_base": 3})
+    imposed = {target: np.where(changed, label, style[target].to_numpy(dtype=object))
+               for target, label in DRIFT_PREFERENCE.items()}
+    return preferred_style(features, classes=imposed)
