@@ -68,10 +68,10 @@ class GateReport:
 def _check_predictions(bundle: ModelBundle, samples: pd.DataFrame, task: TabularTask) -> CheckResult:
     predicted = bundle.predict_frame(samples)
     problems = []
-    for target in task.class_targets:
-        unknown = set(predicted[target.name]) - set(target.labels)
+    for class_target in task.class_targets:
+        unknown = set(predicted[class_target.name]) - set(class_target.labels)
         if unknown:
-            problems.append(f"{target.name} predicted unknown labels {sorted(unknown)}")
+            problems.append(f"{class_target.name} predicted unknown labels {sorted(unknown)}")
     for target in task.regression_targets:
         values = predicted[target.name].to_numpy(float)
         if not np.isfinite(values).all():

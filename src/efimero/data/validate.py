@@ -51,8 +51,8 @@ def build_schema(task: TabularTask = CSS_TASK) -> pa.DataFrameSchema:
         elif feature.kind == "integer":
             checks.append(pa.Check(_whole_numbers, name="whole number"))
         columns[feature.name] = pa.Column(float, checks=checks)
-    for target in task.class_targets:
-        columns[target.name] = pa.Column(str, checks=[pa.Check.isin(list(target.labels))])
+    for class_target in task.class_targets:
+        columns[class_target.name] = pa.Column(str, checks=[pa.Check.isin(list(class_target.labels))])
     for target in task.regression_targets:
         columns[target.name] = pa.Column(float, checks=[pa.Check.in_range(target.minimum, target.maximum)])
     if task.weight_column:

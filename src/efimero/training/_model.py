@@ -202,7 +202,7 @@ class ModelBundle:
             classes: dict[str, ClassPrediction] = {}
             values: dict[str, float] = {}
             for model, output in outputs:
-                if model.kind == "classifier":
+                if model.labels is not None:  # a classifier
                     probabilities = output[row]
                     best = int(probabilities.argmax())
                     classes[model.targets[0]] = ClassPrediction(
