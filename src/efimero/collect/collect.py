@@ -11,7 +11,7 @@ import pandas as pd
 
 from efimero._io import atomic_write_json, sha256_file
 from efimero.collect.quality import QualityReport, check_log
-from efimero.collect.targets import judge, targets
+from efimero.collect.targets import STATUSES, judge, targets
 from efimero.data._tables import read_table, write_table
 from efimero.data.validate import validate_frame
 from efimero.errors import DataError
@@ -27,12 +27,20 @@ class CollectResult:
     end: datetime
     frame: pd.DataFrame
     quality: QualityReport
-    statuses: dict[str, int]
-    online_accuracy: float | None
     judged: pd.DataFrame = field(default_factory=pd.DataFrame)
     """One row per valid session: event_time, status and the served classes (for monitoring)."""
     output: Path | None = None
     metadata_path: Path | None = None
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        """Valid sessions per verdict: confirmed, rejected, ambiguous."""
+        counts = self.judged["status"].value_counts() if len(self.judged) else pd.Series(dtype=int)
+        return {status: int(counts.get(status, 0)) for status in STATUSES}
+
+    @property
+    def online_accuracy(self) -> float | None:
+        return online_accuracy(self.judged)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +50,11 @@ class CollectResult:
             "output": str(self.output) if self.output else None,
             "metadata_path": str(self.metadata_path) if self.metadata_path else None,
         }
+
+
+def online_accuracy(judged: pd.DataFrame) -> float | None:
+    """Share of judged sessions whose behaviour confirmed the served style (None without any)."""
+    return float((judged["status"] == "confirmed").mean()) if len(judged) else None
 
 
 def window(engine, *, start_date: date | None, end_date: date | None, days_back: int) -> tuple[datetime, datetime]:  # type: ignore[no-untyped-def]
@@ -91,8 +104,7 @@ def collect(
         logs = sessions(engine, start=start, end=end, min_session_duration_ms=min_session_duration_ms)
     finally:
         engine.dispose()
-    quality, statuses, rows = QualityReport(total=len(logs)), {"confirmed": 0, "rejected": 0, "ambiguous": 0}, []
-    judged = []
+    quality, rows, judged = QualityReport(total=len(logs)), [], []
     for session in logs.astype(object).where(logs.notna(), None).to_dict(orient="records"):
         features, problems = check_log(session)
         quality.reasons.update(problems)
@@ -100,7 +112,6 @@ def collect(
             continue
         quality.valid += 1
         verdict = judge(session)
-        statuses[verdict.status] += 1
         judged.append({"event_time": session["event_time"], "status": verdict.status,
                        **{f"css_class_{g}": label for g, label in session["css_classes"].items()}})
         if verdict.usable:
@@ -114,10 +125,7 @@ def collect(
             frame = frame.tail(max_rows).reset_index(drop=True)
     if validate and reference is not None and len(frame):
         quality.drift_share, quality.drifted_features = drift_against(read_table(reference), frame)
-    n_judged = statuses["confirmed"] + statuses["rejected"] + statuses["ambiguous"]
-    result = CollectResult(start, end, frame, quality, statuses,
-                           online_accuracy=statuses["confirmed"] / n_judged if n_judged else None,
-                           judged=pd.DataFrame(judged))
+    result = CollectResult(start, end, frame, quality, judged=pd.DataFrame(judged))
     if output is not None:
         result.output = write_table(frame, output)
         if export_metadata:

@@ -39,6 +39,7 @@ BOUNCED_MIN_RATE = 0.5
 IDLE_MAX_DURATION_MS = 30_000
 SLOW_RENDERING_MS = 100.0
 WEIGHTS = {"feedback": 3.0, "confirmed": 1.0, "heuristic": 0.5}
+STATUSES = ("confirmed", "rejected", "ambiguous")
 
 _GROUPS = {target.name.removeprefix("css_class_"): target for target in CSS_TASK.class_targets}
 _LABEL_TO_GROUP = {label: group for group, target in _GROUPS.items() for label in target.labels}

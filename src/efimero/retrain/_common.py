@@ -14,7 +14,7 @@ from efimero.data.validate import validate_frame
 from efimero.errors import DataError
 from efimero.registry import Registry
 from efimero.schema import CSS_TASK, TabularTask
-from efimero.training import ModelBundle, evaluate, summary_scores
+from efimero.training import ModelBundle, evaluate, stratify_by, summary_scores
 
 
 @dataclass
@@ -63,6 +63,6 @@ def original_test_rows(registry: Registry, bundle: ModelBundle, task: TabularTas
         return None
     data = bundle.metadata["training_settings"]["data"]
     frame = validate_frame(read_table(path), task=task, source=str(path), allow_duplicates=True)[0]
-    stratify = frame[task.stratify_on] if task.stratify_on and frame[task.stratify_on].value_counts().min() >= 2 else None
-    _, test = train_test_split(frame, test_size=data["test_size"], random_state=data["random_state"], stratify=stratify)
+    _, test = train_test_split(frame, test_size=data["test_size"], random_state=data["random_state"],
+                               stratify=stratify_by(frame, task.stratify_on))
     return test

@@ -21,7 +21,7 @@ from efimero.config import ClassifierParams, IncrementalParameters, RegressorPar
 from efimero.registry import Registry
 from efimero.retrain._common import RetrainResult, load_rows, original_test_rows, score
 from efimero.schema import CSS_TASK, TabularTask
-from efimero.training import ModelBundle, TrainedModel
+from efimero.training import ModelBundle, TrainedModel, row_weights, stratify_by
 from efimero.training._xgb import Runtime, booster_params
 
 
@@ -72,10 +72,10 @@ def incremental(
     if len(frame) < settings.min_samples:
         result.reason = f"{len(frame)} new rows, fewer than min_samples {settings.min_samples}"
         return result
-    stratify = frame[task.stratify_on] if frame[task.stratify_on].value_counts().min() >= 2 else None
-    train_rows, holdout = train_test_split(frame, test_size=settings.validation_split, random_state=seed, stratify=stratify)
+    train_rows, holdout = train_test_split(frame, test_size=settings.validation_split, random_state=seed,
+                                           stratify=stratify_by(frame, task.stratify_on))
     x = live.preprocessor.transform(train_rows[live.feature_names].to_numpy(dtype=float))
-    weight = train_rows[task.weight_column].to_numpy(float) if task.weight_column in train_rows else None
+    weight = row_weights(task, train_rows)
     updated = ModelBundle(
         preprocessor=live.preprocessor,
         models={name: _continue(m, x, train_rows, weight, settings, seed) for name, m in live.models.items()},

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from efimero.collect import CollectResult
+from efimero.collect.collect import online_accuracy
 from efimero.config import Triggers
 from efimero.monitor import detect_drift
 from efimero.monitor.drift.psi import psi_categorical
@@ -33,11 +34,6 @@ class Trigger:
 def days_since_training(bundle: ModelBundle, now: datetime) -> float:
     created = datetime.fromisoformat(bundle.metadata["created_at"])
     return max((now - created).total_seconds() / 86_400, 0.0)
-
-
-def online_accuracy(judged: pd.DataFrame) -> float | None:
-    """Share of sessions whose behaviour confirmed the served style."""
-    return float((judged["status"] == "confirmed").mean()) if len(judged) else None
 
 
 def _performance(judged: pd.DataFrame, settings: Any) -> Trigger:

@@ -1,7 +1,7 @@
 """Training: XGBoost models per target, tuning, cross-validation and test metrics."""
 
 from efimero.training._model import ClassPrediction, ModelBundle, Prediction, Preprocessor, TrainedModel
-from efimero.training.fit import TrainingResult, total_steps, train
+from efimero.training.fit import TrainingResult, row_weights, stratify_by, total_steps, train
 from efimero.training.metrics import evaluate, summary_scores
 from efimero.training.tune import TuningResult, cross_validate, tune
 
@@ -15,6 +15,8 @@ __all__ = [
     "TuningResult",
     "cross_validate",
     "evaluate",
+    "row_weights",
+    "stratify_by",
     "summary_scores",
     "total_steps",
     "train",

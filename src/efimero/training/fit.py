@@ -36,12 +36,18 @@ class TrainingResult:
     """The held-out rows the metrics were computed on (not saved; comparisons reuse them)."""
 
 
-def _stratify(frame: pd.DataFrame, column: str | None) -> pd.Series | None:
+def stratify_by(frame: pd.DataFrame, column: str | None) -> pd.Series | None:
     """Stratify on ``column`` when every label has at least two rows, else split at random."""
     if column is None:
         return None
     counts = frame[column].value_counts()
     return frame[column] if counts.min() >= 2 else None
+
+
+def row_weights(task: TabularTask, rows: pd.DataFrame) -> np.ndarray | None:
+    """Per-row weights from the task's optional weight column (explicit feedback counts more)."""
+    column = task.weight_column
+    return rows[column].to_numpy(dtype=float) if column and column in rows.columns else None
 
 
 def total_steps(task: TabularTask, settings: TrainingSettings, *, tune_hyperparams: bool) -> int:
@@ -80,24 +86,19 @@ def train(
     data = settings.data
     runtime = Runtime(seed=data.random_state, n_jobs=settings.n_jobs, device=settings.device)
     train_rows, test_rows = train_test_split(
-        frame, test_size=data.test_size, random_state=data.random_state, stratify=_stratify(frame, task.stratify_on)
+        frame, test_size=data.test_size, random_state=data.random_state, stratify=stratify_by(frame, task.stratify_on)
     )
     fit_rows, early_rows = train_test_split(
         train_rows, test_size=data.validation_split, random_state=data.random_state,
-        stratify=_stratify(train_rows, task.stratify_on),
+        stratify=stratify_by(train_rows, task.stratify_on),
     )
     preprocessor = Preprocessor.fit(train_rows[task.feature_names])
 
     def scaled(rows: pd.DataFrame) -> np.ndarray:
         return preprocessor.transform(rows[task.feature_names].to_numpy(dtype=float))
 
-    def weights(rows: pd.DataFrame) -> np.ndarray | None:
-        """Per-row weights from the task's optional weight column (e.g. explicit feedback counts more)."""
-        column = task.weight_column
-        return rows[column].to_numpy(dtype=float) if column and column in rows.columns else None
-
     x_train, x_fit, x_early = scaled(train_rows), scaled(fit_rows), scaled(early_rows)
-    w_train, w_fit = weights(train_rows), weights(fit_rows)
+    w_train, w_fit = row_weights(task, train_rows), row_weights(task, fit_rows)
     models, hyperparameters, tuning, cv = {}, {}, {}, {}
     for spec in model_specs(task, train_rows):
         params = spec.default_params(settings.models)
@@ -134,4 +135,4 @@ def train(
     )
 
 
-__all__ = ["ModelSpec", "TrainingResult", "total_steps", "train"]
+__all__ = ["ModelSpec", "TrainingResult", "row_weights", "stratify_by", "total_steps", "train"]
