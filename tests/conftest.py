@@ -11,8 +11,9 @@ import pytest
 
 from efimero._api import train
 from efimero.config import TrainingConfig, load_training_config
-from efimero.data._tables import write_table
+from efimero.data import write_table
 from efimero.data.generate import generate_dataset
+from tests._postgres import postgres_server, postgres_url  # noqa: F401 - shared fixtures
 
 SMALL_ROWS = 300
 

@@ -2,93 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+import json
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from efimero.serve import ServeSettings, create_app
-from tests.serve.conftest import PHONE_AT_NIGHT, free_port, interaction
+from tests.serve.conftest import PHONE_AT_NIGHT, interaction
 
 pytestmark = pytest.mark.postgres
 
-SHARED_SERVER = os.environ.get("EFIMERO_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def _reachable(url: str) -> bool:
-    try:
-        with create_engine(url).connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
-        return False
-
-
-def _start_private_server(directory: Path) -> tuple[str, subprocess.Popen | None, str]:
-    """initdb + postgres on a free port in ``directory``; returns (url, process, reason)."""
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    if not candidates:
-        return "", None, "no PostgreSQL binaries under /usr/lib/postgresql (apt-get install postgresql)"
-    bin_dir = candidates[0]
-    run_as: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
-        run_as = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(directory, user="postgres")
-    data, port = directory / "data", free_port()
-    try:
-        subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                       check=True, capture_output=True, timeout=120)
-    except (subprocess.SubprocessError, OSError) as exc:
-        return "", None, f"initdb failed: {exc}"
-    process = subprocess.Popen([*run_as, str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
-                                "-k", str(directory), "-c", "listen_addresses=127.0.0.1"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    deadline = time.monotonic() + 30
-    while not _reachable(url):
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            return "", None, "the private PostgreSQL server did not start"
-        time.sleep(0.2)
-    return url, process, ""
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A fresh schema on the shared server, or a private server in a temp dir when none answers."""
-    process, directory = None, None
-    url = SHARED_SERVER
-    if not _reachable(url):
-        directory = Path(tempfile.mkdtemp(prefix="efimero-pg-"))
-        url, process, reason = _start_private_server(directory)
-        if not url:
-            print(f"skipping PostgreSQL tests: {reason}")
-            pytest.skip(reason)
-    schema = f"efimero_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in url else "?"
-    yield f"{url}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
-    if process is not None:
-        process.terminate()
-        process.wait(timeout=30)
-        shutil.rmtree(directory, ignore_errors=True)
-
 
 def test_predictions_and_interactions_land_in_postgres(postgres_url, registry_dir) -> None:
-    settings = ServeSettings(models_dir=registry_dir[0], db_url=postgres_url)
+    settings = ServeSettings(models_dir=registry_dir[0], db_url=postgres_url,
+                             user_id_pepper_file=registry_dir[0].parent / "pepper")
     with TestClient(create_app(settings)) as client:
         assert client.app.state.store.engine.dialect.name == "postgresql"
         prediction = client.post("/v1/predict", json=PHONE_AT_NIGHT).json()
@@ -105,3 +33,23 @@ def test_predictions_and_interactions_land_in_postgres(postgres_url, registry_di
         )).one()
     engine.dispose()
     assert row[0] == "1" and row[1] == prediction["css_classes"]["theme"] and row[2] == 0.82 and len(row[3]) == 64
+
+
+@pytest.mark.parametrize("body", [
+    b'{"session_id": "s\\u0000", "FIELDS"}',
+    b'{"session_id": "s", "ui_preference_feedback": "calm\\u0000", "FIELDS"}',
+    b'{"session_id": "s", "device_info": {"gpu": NaN}, "FIELDS"}',
+])
+def test_what_postgres_would_refuse_is_a_422_and_the_writer_keeps_up(postgres_url, registry_dir, body) -> None:
+    settings = ServeSettings(models_dir=registry_dir[0], db_url=postgres_url,
+                             user_id_pepper_file=registry_dir[0].parent / "pepper")
+    with TestClient(create_app(settings)) as client:
+        prediction_id = client.post("/v1/predict", json=PHONE_AT_NIGHT).json()["prediction_id"]
+        fields = interaction(prediction_id)
+        del fields["session_id"]
+        raw = body.replace(b"\"FIELDS\"", json.dumps(fields)[1:-1].encode())
+        refused = client.post("/v1/interactions", content=raw, headers={"content-type": "application/json"})
+        assert refused.status_code == 422
+        assert client.post("/v1/interactions", json=interaction(prediction_id)).status_code == 202
+        assert client.app.state.store.flush() and client.app.state.store.pending == 0
+        assert client.app.state.store.counts() == {"predictions": 1, "interactions": 1}

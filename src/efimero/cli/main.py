@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from efimero import __version__
-from efimero.cli import data, models, retrain
+from efimero.cli import data, models, retrain, store
 from efimero.cli.analyze import analyze
 from efimero.cli.compare import compare
 from efimero.cli.deploy import deploy, deployments, rollback
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(retrain.app, name="retrain")
+app.add_typer(store.app, name="store")
 app.command()(train)
 app.command()(validate)
 app.command()(serve)

@@ -1,18 +1,30 @@
-"""Engines for the store: SQLite (WAL) by default, PostgreSQL by URL; schema set up on open."""
+"""Engines for the store: SQLite (WAL) by default, PostgreSQL by URL.
+
+The service opens the store as its owner (creating or migrating the schema); reading
+commands open it as readers, which never create a database or change its schema, so a
+mistyped URL fails naming the URL instead of reporting an empty new database.
+"""
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, select
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy import Engine, create_engine, event, inspect, select
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from efimero.errors import StoreError
+from efimero.store._migrate import migrate_v1
 from efimero.store.models import SCHEMA_VERSION, Base, Meta
 
 DEFAULT_URL = "sqlite:///data/efimero.db"
+
+PREDICTION_KEY = "prediction_id_key"
+"""Meta key of the secret that signs prediction ids: shared by every worker on the database."""
+
+LEGACY_SALT_KEY = "user_id_salt"
+"""Meta key of the salt that schema-1 stores hashed user ids with (kept only so old rows can be forgotten)."""
 
 
 def _normalise(url: str) -> str:
@@ -25,6 +37,8 @@ def _normalise(url: str) -> str:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
+    # WAL with synchronous=NORMAL keeps every committed transaction through a process crash
+    # (kill -9); only power loss can undo the last ones (sqlite.org/wal.html).
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -32,17 +46,36 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def open_engine(url: str = DEFAULT_URL) -> Engine:
-    """Create an engine for ``url`` and create or migrate the schema.
+def _display(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def open_engine(url: str = DEFAULT_URL, *, create: bool = True) -> Engine:
+    """Create an engine for ``url``; as the owner (``create=True``) also create or migrate the schema.
+
+    Args:
+        url: SQLAlchemy URL; ``postgresql://`` uses psycopg 3.
+        create: True for the service, which owns the schema. Readers pass False: the
+            database must exist and hold an efimero schema of this version.
 
     Raises:
-        StoreError: the URL is malformed, the database cannot be reached, or its schema is
-            newer than this efimero knows.
+        StoreError: the URL is malformed, the database cannot be reached or does not exist
+            (readers), or its schema is newer (or, for readers, older) than this efimero's.
     """
     url = _normalise(url)
+    shown = _display(url)
+    sqlite_file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else None
+    if sqlite_file is not None:
+        if create:
+            Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+        elif not Path(sqlite_file).is_file():
+            raise StoreError(f"the store {shown} does not exist (no file {sqlite_file}). Check --db.")
     try:
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, pool_pre_ping=True)
     except (ArgumentError, ValueError) as exc:
         raise StoreError(f"--db must be a SQLAlchemy URL such as {DEFAULT_URL}. Got {url!r} instead ({exc}).") from exc
@@ -51,31 +84,69 @@ def open_engine(url: str = DEFAULT_URL) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        _migrate(engine)
+        if create:
+            _migrate_once(engine)
+        else:
+            _check_schema(engine, shown)
     except OperationalError as exc:
-        raise StoreError(f"cannot open the store at {engine.url.render_as_string(hide_password=True)}: {exc.orig}") from exc
+        engine.dispose()
+        raise StoreError(f"cannot open the store at {shown}: {exc.orig}") from exc
+    except StoreError:
+        engine.dispose()
+        raise
     return engine
 
 
+def _schema_version(engine: Engine) -> int | None:
+    if not inspect(engine).has_table(Meta.__tablename__):
+        return None
+    with Session(engine) as session:
+        found = session.get(Meta, "schema_version")
+    return int(found.value) if found is not None else None
+
+
+def _check_schema(engine: Engine, shown: str) -> None:
+    version = _schema_version(engine)
+    if version is None:
+        raise StoreError(f"{shown} holds no efimero store (no efimero_meta table). Check --db.")
+    if version != SCHEMA_VERSION:
+        raise StoreError(
+            f"the store at {shown} has schema version {version}; this efimero reads version {SCHEMA_VERSION}. "
+            "Start `efimero serve` on it once to migrate."
+        )
+
+
+def _migrate_once(engine: Engine) -> None:
+    """Migrate; a second process creating the same tables or keys at the same moment loses
+    the race with an integrity or "already exists" error, and then finds everything in place."""
+    try:
+        _migrate(engine)
+    except (IntegrityError, ProgrammingError):
+        _migrate(engine)
+
+
 def _migrate(engine: Engine) -> None:
-    """Create missing tables and record the schema version (future versions migrate here)."""
+    """Create missing tables, migrate older schemas and create the signing key once."""
+    version = _schema_version(engine)
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreError(f"the store's schema version is {version}, newer than {SCHEMA_VERSION}; upgrade efimero.")
+    if version == 1:
+        migrate_v1(engine)
     Base.metadata.create_all(engine)
     with Session(engine) as session, session.begin():
         found = session.get(Meta, "schema_version")
         if found is None:
             session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif int(found.value) > SCHEMA_VERSION:
-            raise StoreError(
-                f"the store's schema version is {found.value}, newer than {SCHEMA_VERSION}; upgrade efimero."
-            )
-        if session.get(Meta, "user_id_salt") is None:
-            session.add(Meta(key="user_id_salt", value=secrets.token_hex(16)))
+        else:
+            found.value = str(SCHEMA_VERSION)
+        if session.get(Meta, PREDICTION_KEY) is None:
+            session.add(Meta(key=PREDICTION_KEY, value=secrets.token_hex(32)))
 
 
-def user_id_salt(engine: Engine) -> str:
-    """The store's own salt for hashing user ids (created once, kept in the database)."""
+def read_meta(engine: Engine, key: str) -> str | None:
+    """One value of the store's meta table, or None when absent."""
     try:
         with Session(engine) as session:
-            return session.scalars(select(Meta.value).where(Meta.key == "user_id_salt")).one()
+            return session.scalars(select(Meta.value).where(Meta.key == key)).one_or_none()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read the user-id salt: {exc}") from exc
+        raise StoreError(f"cannot read {key} from the store: {exc}") from exc

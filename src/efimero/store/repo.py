@@ -1,72 +1,116 @@
-"""The interaction store: predictions and interactions written off the request path.
+"""The interaction store's writer: group commit for interactions, fire-and-forget predictions.
 
-Requests enqueue records and return; one writer thread drains the queue in batches, one
-transaction per batch, predictions before the interactions that refer to them. A failed
-batch is retried, then written row by row so one bad row cannot take others with it.
+Requests enqueue records; one writer thread drains the queue in batches, one transaction
+per batch, predictions before the interactions in it. An interaction's request waits for the
+commit of its batch (group commit, as PostgreSQL's WAL flush serves many commits at once),
+so an acknowledged log is a stored log, while many concurrent logs still share one commit.
+Predictions are not waited for: a dropped or failed prediction record is counted.
+
+A batch that the database refuses for a reason of data (not of connectivity) is written row
+by row, so one bad row fails alone; a batch that cannot reach the database fails as a whole
+after a few quick retries, and its waiting requests answer 503.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from collections import Counter
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from sqlalchemy import Engine, func, insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from efimero.errors import StoreError
-from efimero.store.engine import user_id_salt
+from efimero.store.engine import PREDICTION_KEY, read_meta
+from efimero.store.keys import PredictionIds, user_hash
 from efimero.store.models import InteractionRecord, PredictionRecord
 
 logger = logging.getLogger(__name__)
 
-_RETRIES = 3
+Kind = Literal["prediction", "interaction"]
+_RETRY_DELAYS_S = (0.05, 0.2, 0.5)
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot take the record now (queue full or database unreachable): retry later."""
+
+
+class RecordRefusedError(StoreError):
+    """The database refused this one record (its data, not the connection)."""
 
 
 @dataclass
 class WriterStats:
-    written_predictions: int = 0
-    written_interactions: int = 0
-    dropped: int = 0
-    failed: int = 0
+    """What the writer did, per record kind; exported to /metrics."""
+
+    written: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+
+
+@dataclass
+class _Item:
+    kind: Kind
+    row: dict[str, Any]
+    done: Future[None] | None = None
+
+
+def _settle(item: _Item, error: StoreError | None = None) -> None:
+    """Release the request waiting on ``item`` (it may have given up waiting already)."""
+    if item.done is None:
+        return
+    try:
+        if error is None:
+            item.done.set_result(None)
+        else:
+            item.done.set_exception(error)
+    except InvalidStateError:  # the request timed out and cancelled its wait
+        pass
 
 
 class InteractionStore:
     """Asynchronous writer and small reader over the store's tables.
 
+    Args:
+        engine: an engine from :func:`efimero.store.open_engine`.
+        pepper: the user-id pepper (:func:`efimero.store.keys.load_pepper`).
+        max_batch: most records per transaction.
+        max_queue: most records waiting; beyond it predictions are dropped (counted) and
+            interactions refused with :class:`StoreUnavailableError`.
+
     Example:
-        >>> store = InteractionStore(open_engine("sqlite:///data/efimero.db"))  # doctest: +SKIP
-        >>> store.start(); store.record_prediction({...}); store.close()        # doctest: +SKIP
+        >>> store = InteractionStore(open_engine("sqlite:///data/efimero.db"), pepper=b"...")  # doctest: +SKIP
+        >>> store.start(); done = store.record_interaction({...}); done.result(5); store.close()  # doctest: +SKIP
     """
 
     def __init__(
         self,
         engine: Engine,
         *,
-        flush_interval_s: float = 0.05,
+        pepper: bytes,
         max_batch: int = 500,
         max_queue: int = 100_000,
-        remembered_ids: int = 200_000,
     ) -> None:
         self.engine = engine
         self.stats = WriterStats()
-        self._queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(max_queue)
-        self._flush_interval_s = flush_interval_s
+        key = read_meta(engine, PREDICTION_KEY)
+        if key is None:
+            raise StoreError("the store has no prediction-id key; open it with open_engine(create=True) first.")
+        self.ids = PredictionIds(bytes.fromhex(key))
+        self._pepper = pepper
+        self._queue: queue.Queue[_Item] = queue.Queue(max_queue)
         self._max_batch = max_batch
-        self._recent: OrderedDict[str, None] = OrderedDict()
-        self._recent_limit = remembered_ids
-        self._recent_lock = threading.Lock()
-        self._salt = user_id_salt(engine).encode()
+        self._insert_interactions = _idempotent_insert(engine)
         self._stop = threading.Event()
         self._idle = threading.Condition()
-        self._in_flight = 0
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -98,45 +142,49 @@ class InteractionStore:
     def pending(self) -> int:
         return self._queue.unfinished_tasks
 
+    @property
+    def writer_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     # -- writing -----------------------------------------------------------------------
     def record_prediction(self, record: dict[str, Any]) -> None:
         """Queue a prediction row; never blocks (a full queue drops it and counts the drop)."""
         try:
-            self._queue.put_nowait(("prediction", record))
+            self._queue.put_nowait(_Item("prediction", record))
         except queue.Full:
-            self.stats.dropped += 1
+            self.stats.dropped["prediction"] += 1
             logger.error("store queue full: dropped the log of prediction %s", record["prediction_id"])
-            return
-        with self._recent_lock:
-            self._recent[record["prediction_id"]] = None
-            if len(self._recent) > self._recent_limit:
-                self._recent.popitem(last=False)
 
-    def record_interaction(self, record: dict[str, Any]) -> None:
-        """Queue an interaction row.
+    def record_interaction(self, record: dict[str, Any]) -> Future[None]:
+        """Queue an interaction row; the returned future completes once its batch is committed.
+
+        A replay of an already stored (prediction_id, session_id) completes as stored: it is
+        the same log, and the table keeps it once.
 
         Raises:
-            StoreError: the queue is full (the database has been unreachable for a while).
+            StoreUnavailableError: the queue is full (the database has been slow for a while).
         """
+        item = _Item("interaction", record, Future())
         try:
-            self._queue.put_nowait(("interaction", record))
+            self._queue.put_nowait(item)
         except queue.Full:
-            raise StoreError("the interaction store is falling behind; retry later.") from None
+            self.stats.dropped["interaction"] += 1
+            raise StoreUnavailableError("the interaction store is falling behind; retry later.") from None
+        assert item.done is not None
+        return item.done
 
     def hash_user(self, user_id: str) -> str:
-        """A salted hash of a user id: stable for this store, meaningless outside it."""
-        return hmac.new(self._salt, user_id.encode(), hashlib.sha256).hexdigest()
+        """The user id's HMAC under the deployment's pepper (see :mod:`efimero.store.keys`)."""
+        return user_hash(self._pepper, user_id)
 
     # -- reading -----------------------------------------------------------------------
     def has_prediction(self, prediction_id: str) -> bool:
-        with self._recent_lock:
-            if prediction_id in self._recent:
-                return True
+        """Whether a prediction row exists (for unsigned ids issued before schema 2)."""
         try:
             with Session(self.engine) as session:
                 return session.get(PredictionRecord, prediction_id) is not None
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot look up prediction {prediction_id}: {exc}") from exc
+            raise StoreUnavailableError(f"cannot look up prediction {prediction_id}: {exc}") from exc
 
     def counts(self) -> dict[str, int]:
         with Session(self.engine) as session:
@@ -157,46 +205,89 @@ class InteractionStore:
     def _run(self) -> None:
         while not (self._stop.is_set() and self._queue.empty()):
             try:
-                first = self._queue.get(timeout=self._flush_interval_s)
+                first = self._queue.get(timeout=0.05)
             except queue.Empty:
                 continue
-            # Gather for one flush interval: one transaction per batch, not per record, keeps
-            # the writer's CPU (which competes with request handling) low under load.
-            batch, deadline = [first], time.monotonic() + self._flush_interval_s
-            while len(batch) < self._max_batch:
-                remaining = deadline - time.monotonic()
-                try:
-                    batch.append(self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._write(batch)
+            batch = self._gather(first)
+            try:
+                self._write(batch)
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive any bug in one batch
+                logger.exception("store writer failed on a batch of %d records", len(batch))
+                for item in batch:
+                    self.stats.failed[item.kind] += 1
+                    _settle(item, StoreUnavailableError(f"the store could not write the log: {exc}"))
             for _ in batch:
                 self._queue.task_done()
             with self._idle:
                 self._idle.notify_all()
 
-    def _write(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        for attempt in range(_RETRIES):
+    def _gather(self, first: _Item) -> list[_Item]:
+        """Take ``first`` and whatever queued meanwhile: no waiting, so a lone log commits at once,
+        while under load the records that arrive during one commit form the next batch."""
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write(self, batch: list[_Item]) -> None:
+        error: SQLAlchemyError | None = None
+        for delay in (0.0, *_RETRY_DELAYS_S):
+            time.sleep(delay)
             try:
                 self._insert(batch)
+            except OperationalError as exc:  # connectivity, locks, timeouts: the same batch may succeed later
+                error = exc
+                logger.warning("store write of %d rows failed: %s", len(batch), exc.orig)
+                continue
+            except SQLAlchemyError as exc:  # the data: find the row(s) the database refuses
+                logger.warning("store refused a batch of %d rows (%s); writing them one by one", len(batch), exc)
+                self._write_one_by_one(batch)
                 return
-            except SQLAlchemyError as exc:
-                logger.warning("store write of %d rows failed (attempt %d): %s", len(batch), attempt + 1, exc)
-                time.sleep(0.2 * (attempt + 1))
+            self.stats.batches += 1
+            for item in batch:
+                self.stats.written[item.kind] += 1
+                _settle(item)
+            return
+        for item in batch:
+            self.stats.failed[item.kind] += 1
+            _settle(item, StoreUnavailableError(f"the store cannot be written now ({_reason(error)}); retry later."))
+
+    def _write_one_by_one(self, batch: list[_Item]) -> None:
         for item in batch:
             try:
                 self._insert([item])
             except SQLAlchemyError as exc:
-                self.stats.failed += 1
-                logger.error("store could not write a %s row: %s", item[0], exc)
+                self.stats.failed[item.kind] += 1
+                logger.error("store could not write a %s row: %s", item.kind, _reason(exc))
+                refusal = RecordRefusedError if not isinstance(exc, OperationalError) else StoreUnavailableError
+                _settle(item, refusal(f"the store refused this log: {_reason(exc)}"))
+            else:
+                self.stats.written[item.kind] += 1
+                _settle(item)
 
-    def _insert(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        predictions = [row for kind, row in batch if kind == "prediction"]
-        interactions = [row for kind, row in batch if kind == "interaction"]
+    def _insert(self, batch: list[_Item]) -> None:
+        predictions = [item.row for item in batch if item.kind == "prediction"]
+        interactions = [item.row for item in batch if item.kind == "interaction"]
         with Session(self.engine) as session, session.begin():
             if predictions:
                 session.execute(insert(PredictionRecord), predictions)
             if interactions:
-                session.execute(insert(InteractionRecord), interactions)
-        self.stats.written_predictions += len(predictions)
-        self.stats.written_interactions += len(interactions)
+                session.execute(self._insert_interactions, interactions)
+
+
+def _idempotent_insert(engine: Engine) -> Any:
+    """INSERT … ON CONFLICT (prediction_id, session_id) DO NOTHING in the engine's dialect."""
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(engine.dialect.name)
+    if dialect is None:
+        raise StoreError(f"the store supports SQLite and PostgreSQL. Got {engine.dialect.name} instead.")
+    return dialect.insert(InteractionRecord).on_conflict_do_nothing(index_elements=["prediction_id", "session_id"])
+
+
+def _reason(exc: BaseException | None) -> str:
+    """The database's own words, without SQLAlchemy's statement dump (it may hold visitor data)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return str(exc.orig).splitlines()[0]
+    return str(exc).splitlines()[0] if exc else "unknown error"

@@ -2,34 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 
-from efimero.errors import StoreError
 from efimero.serve.deps import get_store
 from efimero.serve.schemas import InteractionAccepted, InteractionRequest
-from efimero.store import InteractionStore
+from efimero.store import InteractionStore, RecordRefusedError, StoreUnavailableError
 
 router = APIRouter(prefix="/v1", tags=["interactions"])
 
+RETRY_AFTER_S = 1
+_UNAVAILABLE = {"description": "The store cannot take the log now; retry after the Retry-After header's seconds"}
 
-@router.post("/interactions", response_model=InteractionAccepted, status_code=202, summary="Log an interaction")
-def record_interaction(
-    log: InteractionRequest, store: Annotated[InteractionStore, Depends(get_store)]
+
+def _unavailable(reason: str) -> HTTPException:
+    return HTTPException(503, detail=reason, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+@router.post(
+    "/interactions", response_model=InteractionAccepted, status_code=202, summary="Log an interaction",
+    responses={503: _UNAVAILABLE},
+)
+async def record_interaction(
+    log: InteractionRequest, request: Request, store: Annotated[InteractionStore, Depends(get_store)]
 ) -> InteractionAccepted:
-    """Queue the interaction log of a served prediction; the user id is stored only as a salted hash."""
-    try:
-        known = store.has_prediction(log.prediction_id)
+    """Store the interaction log of a served prediction; answer once it is committed.
+
+    Any worker or host on the same store accepts the log at any delay after its prediction:
+    the prediction id is signed with the store's key. Sending the same log (prediction_id,
+    session_id) again is acknowledged and stored once. The user id is stored only as an HMAC
+    under the deployment's pepper.
+    """
+    if not store.ids.verify(log.prediction_id):
+        try:  # ids issued before schema 2 were unsigned: they count when their prediction was stored
+            known = await run_in_threadpool(store.has_prediction, log.prediction_id)
+        except StoreUnavailableError as exc:
+            raise _unavailable(str(exc)) from exc
         if not known:
             raise RequestValidationError([{
                 "type": "unknown_prediction", "loc": ("body", "prediction_id"),
                 "msg": f"prediction_id must name a prediction this service made. Got {log.prediction_id!r} instead.",
-                "input": log.prediction_id,
             }])
-        store.record_interaction({
+    try:
+        committed = store.record_interaction({
             "prediction_id": log.prediction_id,
             "received_at": datetime.now(timezone.utc),
             "session_id": log.session_id,
@@ -46,6 +66,11 @@ def record_interaction(
             "device_info": log.device_info,
             "network_conditions": log.network_conditions,
         })
-    except StoreError as exc:
-        raise HTTPException(503, detail=str(exc)) from exc
+        await asyncio.wait_for(asyncio.wrap_future(committed), request.app.state.settings.commit_timeout_s)
+    except TimeoutError as exc:
+        raise _unavailable("the store did not commit the log in time; retry later (a replay is stored once).") from exc
+    except StoreUnavailableError as exc:
+        raise _unavailable(str(exc)) from exc
+    except RecordRefusedError as exc:
+        raise RequestValidationError([{"type": "refused_by_store", "loc": ("body",), "msg": str(exc)}]) from exc
     return InteractionAccepted(prediction_id=log.prediction_id)

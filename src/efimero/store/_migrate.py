@@ -1,0 +1,60 @@
+"""Schema 1 → 2: drop the interactions' foreign key, widen prediction ids, one row per log.
+
+Schema 1 kept a foreign key from interactions to predictions and allowed replays of the same
+log. Duplicates are collapsed to their first copy (the lowest id), then a unique constraint
+on (prediction_id, session_id) makes every later replay a no-op. SQLite cannot drop a
+constraint, so there the table is rebuilt (copy, drop, rename) in one transaction;
+PostgreSQL alters it in place.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, inspect, text
+
+from efimero.store.models import PREDICTION_ID_LENGTH, InteractionRecord
+
+_KEEP_FIRST_COPY = (
+    "DELETE FROM interactions WHERE id NOT IN "
+    "(SELECT MIN(id) FROM interactions GROUP BY prediction_id, session_id)"
+)
+
+
+def migrate_v1(engine: Engine) -> None:
+    """Bring a schema-1 store to schema 2 without losing a row that is not a duplicate."""
+    if engine.dialect.name == "sqlite":
+        _rebuild_sqlite(engine)
+    else:
+        _alter_in_place(engine)
+
+
+def _rebuild_sqlite(engine: Engine) -> None:
+    table = InteractionRecord.__table__
+    columns = ", ".join(column.name for column in table.columns)
+    old_indexes = [index["name"] for index in inspect(engine).get_indexes("interactions") if index["name"]]
+    with engine.begin() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        for name in old_indexes:
+            connection.exec_driver_sql(f'DROP INDEX IF EXISTS "{name}"')
+        connection.exec_driver_sql("ALTER TABLE interactions RENAME TO interactions_v1")
+        table.create(connection)
+        connection.exec_driver_sql(
+            f"INSERT INTO interactions ({columns}) SELECT {columns} FROM interactions_v1 WHERE id IN "
+            "(SELECT MIN(id) FROM interactions_v1 GROUP BY prediction_id, session_id)"
+        )
+        connection.exec_driver_sql("DROP TABLE interactions_v1")
+
+
+def _alter_in_place(engine: Engine) -> None:
+    foreign_keys = [fk["name"] for fk in inspect(engine).get_foreign_keys("interactions") if fk["name"]]
+    with engine.begin() as connection:
+        for name in foreign_keys:
+            connection.execute(text(f'ALTER TABLE interactions DROP CONSTRAINT "{name}"'))
+        for table_name in ("predictions", "interactions"):
+            connection.execute(text(
+                f"ALTER TABLE {table_name} ALTER COLUMN prediction_id TYPE VARCHAR({PREDICTION_ID_LENGTH})"
+            ))
+        connection.execute(text(_KEEP_FIRST_COPY))
+        connection.execute(text(
+            "ALTER TABLE interactions ADD CONSTRAINT uq_interactions_prediction_session UNIQUE (prediction_id, session_id)"
+        ))
+        connection.execute(text("CREATE INDEX IF NOT EXISTS ix_interactions_user_hash ON interactions (user_hash)"))
