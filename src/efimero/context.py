@@ -9,10 +9,21 @@ training saw.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
-from typing import Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+)
+from pydantic_core import PydanticCustomError
 
 from efimero.features import compute_features
 
@@ -25,44 +36,99 @@ DOWNLINK_BY_EFFECTIVE_TYPE = {"slow-2g": 0.05, "2g": 0.25, "3g": 1.5, "4g": 10.0
 DEFAULT_DOWNLINK = {"mobile": 6.0, "tablet": 20.0, "desktop": 40.0}
 """Mbit/s assumed when the browser reports no network information (the generator's medians)."""
 
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+"""Years a client's clock and its remembered first visit may name, both inclusive.
+
+Any real clock, and any date kept in localStorage (which browsers gained in 2009), falls in
+this window, and a year outside it is a broken or hostile client. The bound also keeps
+:func:`event_time` far from datetime's limits: 9999-12-31T23:59 plus a 12-hour offset overflows.
+"""
+
+
+def _iso_text(value: object) -> object:
+    """Refuse numbers before pydantic reads them as Unix timestamps.
+
+    A timestamp names a UTC instant, not the visitor's wall-clock time, so accepting one would
+    silently shift the hour the features see. Strings and date/datetime objects pass through.
+    """
+    if isinstance(value, (int, float)):
+        raise PydanticCustomError(
+            "iso_string_type", "Input should be an ISO 8601 string. Got the number {number} instead.",
+            {"number": value},
+        )
+    return value
+
+
+_Day = TypeVar("_Day", bound=date)
+
+
+def _in_year_window(value: _Day) -> _Day:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise PydanticCustomError(
+            "year_out_of_range", "Year must lie in {first}–{last}. Got {year} instead.",
+            {"first": FIRST_YEAR, "last": LAST_YEAR, "year": value.year},
+        )
+    return value
+
+
+LocalTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_in_year_window)]
+"""A wall-clock time sent as an ISO 8601 string, in the years FIRST_YEAR–LAST_YEAR."""
+
+VisitDate = Annotated[date, BeforeValidator(_iso_text), AfterValidator(_in_year_window)]
+"""A calendar date sent as an ISO 8601 string, in the years FIRST_YEAR–LAST_YEAR."""
+
 
 class VisitorHistory(BaseModel):
     """What the client remembers about the visitor between visits."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict numbers: "12" or true where a count belongs is a client bug to surface, not to guess at.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    visits: int = Field(0, ge=0, le=10_000_000, description="Earlier visits to the site")
-    avg_session_duration_s: float = Field(0.0, ge=0, le=86_400, description="Mean length of earlier sessions, seconds")
-    total_interactions: int = Field(0, ge=0, le=10_000_000, description="Clicks and taps recorded so far")
-    first_visit: date | None = Field(None, description="Date of the first visit (ISO 8601); none on a first visit")
+    visits: StrictInt = Field(0, ge=0, le=10_000_000, description="Earlier visits to the site")
+    avg_session_duration_s: StrictFloat = Field(
+        0.0, ge=0, le=86_400, description="Mean length of earlier sessions, seconds"
+    )
+    total_interactions: StrictInt = Field(0, ge=0, le=10_000_000, description="Clicks and taps recorded so far")
+    first_visit: VisitDate | None = Field(
+        None,
+        description=f"Date of the first visit (ISO 8601 string, years {FIRST_YEAR}–{LAST_YEAR}); none on a first visit",
+    )
 
 
 class BrowserContext(BaseModel):
-    """One page view's context as the browser reports it."""
+    """One page view's context as the browser reports it.
 
-    model_config = ConfigDict(extra="forbid")
+    Numbers and booleans are strict (JSON integers where an int belongs, JSON numbers where a
+    float does, only true/false for a flag) and floats must be finite, so a client that sends
+    "390" or NaN learns of it instead of being served a style computed from a guess.
+    """
 
-    local_time: datetime = Field(
-        ..., description="The visitor's wall-clock time, ISO 8601 without offset, e.g. 2026-11-25T23:05:00"
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    local_time: LocalTime = Field(
+        ..., description=(
+            "The visitor's wall-clock time, ISO 8601 string without offset, e.g. 2026-11-25T23:05:00; "
+            f"years {FIRST_YEAR}–{LAST_YEAR}"
+        ),
     )
-    timezone_offset_min: int = Field(
+    timezone_offset_min: StrictInt = Field(
         0, ge=-840, le=720, description="Date.getTimezoneOffset(): minutes from local time to UTC (CET is -60)"
     )
-    viewport_width: int = Field(..., gt=0, le=20_000, description="window.innerWidth, CSS px")
-    viewport_height: int = Field(..., gt=0, le=20_000, description="window.innerHeight, CSS px")
-    screen_width: int = Field(..., gt=0, le=20_000, description="screen.width, CSS px")
-    screen_height: int = Field(..., gt=0, le=20_000, description="screen.height, CSS px")
-    device_pixel_ratio: float = Field(..., gt=0, le=8, description="window.devicePixelRatio")
-    max_touch_points: int = Field(0, ge=0, le=256, description="navigator.maxTouchPoints")
+    viewport_width: StrictInt = Field(..., gt=0, le=20_000, description="window.innerWidth, CSS px")
+    viewport_height: StrictInt = Field(..., gt=0, le=20_000, description="window.innerHeight, CSS px")
+    screen_width: StrictInt = Field(..., gt=0, le=20_000, description="screen.width, CSS px")
+    screen_height: StrictInt = Field(..., gt=0, le=20_000, description="screen.height, CSS px")
+    device_pixel_ratio: StrictFloat = Field(..., gt=0, le=8, description="window.devicePixelRatio")
+    max_touch_points: StrictInt = Field(0, ge=0, le=256, description="navigator.maxTouchPoints")
     pointer: Literal["fine", "coarse", "none"] = Field("fine", description="Primary pointer, from (pointer: …) media queries")
-    ua_mobile: bool | None = Field(None, description="navigator.userAgentData.mobile when the browser offers it")
+    ua_mobile: StrictBool | None = Field(None, description="navigator.userAgentData.mobile when the browser offers it")
     prefers_color_scheme: Literal["light", "dark", "no-preference"] = Field("no-preference", description="(prefers-color-scheme)")
-    prefers_reduced_motion: bool = Field(False, description="(prefers-reduced-motion: reduce)")
+    prefers_reduced_motion: StrictBool = Field(False, description="(prefers-reduced-motion: reduce)")
     prefers_contrast: Literal["no-preference", "more", "less", "custom"] = Field("no-preference", description="(prefers-contrast)")
     connection_effective_type: Literal["slow-2g", "2g", "3g", "4g"] | None = Field(
         None, description="navigator.connection.effectiveType when known"
     )
-    connection_downlink_mbps: float | None = Field(
+    connection_downlink_mbps: StrictFloat | None = Field(
         None, ge=0, le=10_000, description="navigator.connection.downlink (Mbit/s) when known"
     )
     history: VisitorHistory = Field(default_factory=VisitorHistory, description="The visitor's history")
@@ -128,3 +194,15 @@ def features_of(context: BrowserContext) -> dict[str, float]:
     """
     columns = {name: [value] for name, value in raw_visit(context).items()}
     return {name: values[0].item() for name, values in compute_features(columns).items()}
+
+
+def features_of_many(contexts: Sequence[BrowserContext]) -> list[dict[str, float]]:
+    """The 19 model features of many contexts in one vectorised pass: the same values as
+    :func:`features_of` on each, at a fraction of the cost for a batch."""
+    visits = [raw_visit(context) for context in contexts]
+    columns = {name: [visit[name] for visit in visits] for name in visits[0]} if visits else {}
+    if not columns:
+        return []
+    computed = compute_features(columns)
+    names = list(computed)
+    return [dict(zip(names, row, strict=True)) for row in zip(*(computed[name].tolist() for name in names), strict=True)]

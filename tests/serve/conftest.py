@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,9 +15,10 @@ from fastapi.testclient import TestClient
 
 from efimero._api import train
 from efimero.config import load_training_config
-from efimero.data._tables import write_table
+from efimero.data import write_table
 from efimero.data.generate import generate_dataset
 from efimero.serve import ServeSettings, create_app
+from tests._postgres import free_port
 
 PHONE_AT_NIGHT: dict[str, Any] = {
     "local_time": "2026-11-25T23:00:00", "viewport_width": 390, "viewport_height": 844,
@@ -66,12 +66,6 @@ def client(registry_dir: tuple[Path, list[str]], tmp_path: Path) -> Iterator[Tes
     settings = ServeSettings(models_dir=registry_dir[0], db_url=f"sqlite:///{tmp_path}/store.db", poll_interval_s=0.05)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LiveServer:

@@ -65,7 +65,7 @@ def test_interaction_is_stored_with_its_prediction_and_hashed_user(client) -> No
     assert counts(client) == {"predictions": 1, "interactions": 1}
     with Session(client.app.state.store.engine) as session:
         stored, served = session.execute(
-            select(InteractionRecord, PredictionRecord).join(PredictionRecord)
+            select(InteractionRecord, PredictionRecord).join(PredictionRecord, PredictionRecord.prediction_id == InteractionRecord.prediction_id)
         ).one()
     assert stored.session_duration_ms == 135_000 and stored.user_satisfaction == 5
     assert stored.user_hash and len(stored.user_hash) == 64 and "ana" not in stored.user_hash

@@ -86,7 +86,7 @@ def stored_logs(store, expected: int, timeout_s: float = 10.0) -> list[tuple[Int
     while True:
         store.flush()
         with Session(store.engine) as session:
-            rows = session.execute(select(InteractionRecord, PredictionRecord).join(PredictionRecord)).all()
+            rows = session.execute(select(InteractionRecord, PredictionRecord).join(PredictionRecord, PredictionRecord.prediction_id == InteractionRecord.prediction_id)).all()
         if len(rows) >= expected or time.monotonic() > deadline:
             return [tuple(row) for row in rows]
         time.sleep(0.1)
@@ -145,3 +145,24 @@ def test_page_keeps_its_default_style_when_the_service_is_down(browser, live_ser
     context.close()
     assert style["classes"] == [] and style["version"] is None
     assert style["fontSizeBase"] == "1rem" and style["columns"] == 2
+
+
+def test_a_damaged_history_and_an_emoji_user_agent_still_adapt_and_log(browser, live_server, screenshots) -> None:
+    """The client repairs what the strict API would refuse: strings in its stored history, a
+    user agent whose 200th UTF-16 unit falls inside an emoji."""
+    device = DESKTOP | {"user_agent": "M" * 199 + "\N{GRINNING FACE} tail"}
+    context = browser.new_context(**device)
+    context.add_init_script("localStorage.setItem('efimero.history', JSON.stringify("
+                            "{visits: '3', avg_session_duration_s: 'abc', total_interactions: -5, first_visit: 'yesterday'}))")
+    page = context.new_page()
+    page.goto(live_server.url)
+    page.wait_for_function("document.documentElement.dataset.efimeroVersion !== undefined")
+    page.screenshot(path=str(screenshots / "damaged-history.png"), full_page=True)
+    page.close(run_before_unload=True)
+    context.close()
+    logs = stored_logs(live_server.app.state.store, expected=1)
+    assert len(logs) == 1
+    log, served = logs[0]
+    assert served.context["history"] == {"visits": 0, "avg_session_duration_s": 0.0, "total_interactions": 0,
+                                         "first_visit": None}
+    assert log.device_info["user_agent"].endswith("\N{GRINNING FACE}")

@@ -16,23 +16,39 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     db: str = typer.Option("sqlite:///data/efimero.db", help="Interaction store URL (SQLite or postgresql://...)."),
-    workers: int = typer.Option(1, min=1, help="Worker processes."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (they share the store and verify each other's ids)."),
     poll_interval: float = typer.Option(1.0, min=0.05, help="Seconds between checks of the live pointer."),
+    verify_interval: float = typer.Option(60.0, min=0.05, help="Seconds between checksum checks of the served files."),
     access_log: bool = typer.Option(True, help="One log line per request (no payloads)."),
+    rate_limit: str | None = typer.Option(None, help="Per-client limit on /v1/predict*, /v1/interactions, e.g. '100/minute'. "
+                                   "Off when unset."),
+    rate_limit_storage: str = typer.Option("memory://", help="Rate-limit counters: memory:// (per worker) or "
+                                           "redis://host:port/db (shared by every worker)."),
+    body_timeout: float = typer.Option(10.0, min=0.1, help="Seconds a client may take to send a request body (then 408)."),
+    keep_alive_timeout: int = typer.Option(5, min=1, help="Seconds an idle keep-alive connection stays open."),
+    commit_timeout: float = typer.Option(5.0, min=0.1, help="Seconds an interaction waits for its commit (then 503)."),
+    pepper_file: Path | None = typer.Option(None, help="User-id pepper file, created if missing "
+                                     "($EFIMERO_USER_ID_PEPPER wins; default: beside a SQLite store, else "
+                                     "data/user_id_pepper). Every host needs the same one."),
 ) -> None:
     """Serve /v1/predict, /v1/interactions, /v1/model, /healthz, /readyz, /metrics and the demo page at /."""
     import uvicorn
 
     from efimero.registry import Registry
     from efimero.serve.settings import ServeSettings, settings_to_env
-    from efimero.store import open_engine
+    from efimero.store import load_pepper, open_engine
 
-    settings = ServeSettings(models_dir=models, db_url=db, poll_interval_s=poll_interval)
+    settings = ServeSettings(
+        models_dir=models, db_url=db, poll_interval_s=poll_interval, verify_interval_s=verify_interval, rate_limit=rate_limit,
+        rate_limit_storage=rate_limit_storage, body_timeout_s=body_timeout, keep_alive_timeout_s=keep_alive_timeout,
+        commit_timeout_s=commit_timeout, user_id_pepper_file=pepper_file,
+    )
     version = Registry(models).resolve()  # fail now, with a message, rather than in a worker
-    open_engine(db).dispose()
+    open_engine(db).dispose()  # create or migrate the schema once, before the workers start
+    load_pepper(settings.pepper_file, create=True)  # one pepper for every worker
     os.environ.update(settings_to_env(settings))
     console.print(f"serving [bold]{version}[/] from {models} on http://{host}:{port}/ (docs at /docs), store {db}")
     uvicorn.run(
         "efimero.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-        access_log=access_log, log_level="info",
+        access_log=access_log, log_level="info", timeout_keep_alive=keep_alive_timeout,
     )

@@ -11,13 +11,18 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from efimero.registry import Registry
+from efimero.serve.errors import EXCEPTION_HANDLERS
 from efimero.serve.holder import ModelHolder
-from efimero.serve.metrics import BodySizeLimitMiddleware, MetricsMiddleware, ServiceMetrics
+from efimero.serve.guards import BodyGuardMiddleware, RateLimitMiddleware
+from efimero.serve.metrics import MetricsMiddleware, ServiceMetrics, StoreCollector
 from efimero.serve.routes import interactions, ops, pages, predict
 from efimero.serve.settings import ServeSettings
-from efimero.store import InteractionStore, open_engine
+from efimero.store import InteractionStore, load_pepper, open_engine
 
 logger = logging.getLogger(__name__)
+
+PUBLIC_PATHS = frozenset({"/v1/predict", "/v1/predict/batch", "/v1/interactions"})
+"""The routes visitors' browsers call: the ones a rate limit applies to."""
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
@@ -31,14 +36,20 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = open_engine(settings.db_url)
-        store = InteractionStore(engine)
-        holder = ModelHolder(Registry(settings.models_dir), poll_interval_s=settings.poll_interval_s)
+        store = InteractionStore(engine, pepper=load_pepper(settings.pepper_file, create=True))
+        holder = ModelHolder(
+            Registry(settings.models_dir), poll_interval_s=settings.poll_interval_s,
+            verify_interval_s=settings.verify_interval_s, metrics=metrics,
+        )
         store.start()
         holder.start()
         app.state.store, app.state.holder = store, holder
+        store_metrics = StoreCollector(store)
+        metrics.registry.register(store_metrics)
         try:
             yield
         finally:
+            metrics.registry.unregister(store_metrics)
             holder.stop()
             store.close()
             engine.dispose()
@@ -48,6 +59,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         summary="Per-visitor CSS from the browser context, and the interaction log that retrains it.",
         version=_version(),
         lifespan=lifespan,
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
     app.state.metrics = metrics = ServiceMetrics()
@@ -55,7 +67,15 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         app.include_router(router)
     static = resources.files("efimero.serve").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuardMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
+        limits={"/v1/predict/batch": settings.max_batch_body_bytes},
+    )
+    if settings.rate_limit:
+        app.add_middleware(
+            RateLimitMiddleware, limit=settings.rate_limit, storage_uri=settings.rate_limit_storage,
+            paths=PUBLIC_PATHS,
+        )
     known_paths = frozenset(getattr(route, "path", "") for route in app.routes)
     app.add_middleware(MetricsMiddleware, metrics=metrics, known_paths=known_paths)
     return app

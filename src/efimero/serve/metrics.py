@@ -5,7 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from efimero.store import InteractionStore
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -24,8 +30,29 @@ class ServiceMetrics:
         self.predicted_classes = Counter(
             "efimero_predicted_class_total", "Predicted CSS classes", ["group", "css_class"], registry=self.registry
         )
-        self.store_pending = Gauge("efimero_store_pending_records", "Log records waiting for the store", registry=self.registry)
-        self.store_dropped = Gauge("efimero_store_dropped_records", "Log records dropped (queue full)", registry=self.registry)
+        self.model_load_failures = Counter(
+            "efimero_model_load_failures_total",
+            "Failed attempts to read the live pointer or load a version, and failed model watcher rounds",
+            registry=self.registry,
+        )
+        self.model_verify_failures = Counter(
+            "efimero_model_verify_failures_total",
+            "Periodic checks that found the served version's files changed on disk",
+            registry=self.registry,
+        )
+        self.model_check_age = Gauge(
+            "efimero_model_watcher_check_age_seconds", "Seconds since the model watcher last completed a round",
+            registry=self.registry,
+        )
+        self.model_watcher_up = Gauge("efimero_model_watcher_up", "1 while the model watcher thread runs", registry=self.registry)
+        self.model_fallback = Gauge(
+            "efimero_model_fallback", "1 while an earlier version is served because current cannot be loaded",
+            registry=self.registry,
+        )
+        self.model_files_intact = Gauge(
+            "efimero_model_files_intact", "0 while the served version's files on disk fail verification",
+            registry=self.registry,
+        )
 
 
 class MetricsMiddleware:
@@ -61,56 +88,23 @@ class MetricsMiddleware:
                 self.metrics.errors.labels(route, code).inc()
 
 
-class BodySizeLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with a 422 naming the limit, before anything is parsed."""
+class StoreCollector(Collector):
+    """The store writer's own counts, read at scrape time: written, dropped and failed records per kind."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+    def __init__(self, store: InteractionStore) -> None:
+        self.store = store
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit():
-            if int(declared) > self.max_bytes:
-                await self._refuse(send, int(declared))
-            else:  # the server enforces Content-Length: nothing more can arrive
-                await self.app(scope, receive, send)
-            return
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            more = message.get("more_body", False)
-            if size > self.max_bytes:
-                await self._refuse(send, size)
-                return
-        body = b"".join(chunks)
-        delivered = False
-
-        async def replay() -> dict:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _refuse(self, send: Any, size: int) -> None:
-        import json
-
-        detail = [{
-            "type": "body_too_large",
-            "loc": ["body"],
-            "msg": f"request body must be at most {self.max_bytes} bytes. Got {size} bytes instead.",
-        }]
-        payload = json.dumps({"detail": detail}).encode()
-        await send({"type": "http.response.start", "status": 422,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})
+    def collect(self) -> Iterator[Metric]:
+        stats = self.store.stats
+        for name, counts, help_text in (
+            ("written", stats.written, "Log records committed to the store"),
+            ("dropped", stats.dropped, "Log records refused because the writer's queue was full"),
+            ("failed", stats.failed, "Log records the store could not write"),
+        ):
+            family = CounterMetricFamily(f"efimero_store_records_{name}", help_text, labels=["kind"])
+            for kind in ("prediction", "interaction"):
+                family.add_metric([kind], counts[kind])
+            yield family
+        yield GaugeMetricFamily("efimero_store_pending_records", "Log records waiting for the store", value=self.store.pending)
+        yield GaugeMetricFamily("efimero_store_writer_up", "1 while the store's writer thread runs",
+                                value=float(self.store.writer_alive))

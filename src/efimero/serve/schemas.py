@@ -1,18 +1,132 @@
-"""Request and response bodies of the HTTP API; every field documents itself in OpenAPI."""
+"""Request and response bodies of the HTTP API; every field documents itself in OpenAPI.
+
+Request bodies refuse, with a 422 naming the field, everything the store could not keep:
+PostgreSQL rejects NUL characters in text and JSON, no database can encode a lone UTF-16
+surrogate as UTF-8, and JSON has no NaN or Infinity. Checking here, before any route runs,
+makes SQLite and PostgreSQL answer alike and keeps an acknowledged log from being lost later.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from efimero.context import BrowserContext
+
+MAX_DETAIL_ENTRIES = 50
+"""Most keys in one object (or items in one array) of device_info and network_conditions."""
+
+MAX_DETAIL_DEPTH = 4
+"""Deepest nesting of device_info and network_conditions; the top-level object is level 1."""
+
+MAX_DETAIL_TEXT = 500
+"""Longest string, key or value, inside device_info and network_conditions."""
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""Largest integer a browser's JSON (IEEE doubles) represents exactly: Number.MAX_SAFE_INTEGER."""
+
+_SHOWN_CHARS = 40
+"""Characters of an offending value quoted in a message."""
+
+_DETAIL_RULES = (
+    f"a JSON object of at most {MAX_DETAIL_ENTRIES} keys per object (items per array), nested at most "
+    f"{MAX_DETAIL_DEPTH} levels, strings (keys too) of at most {MAX_DETAIL_TEXT} characters without NUL or lone "
+    f"surrogates, finite numbers, integers within ±{MAX_SAFE_INTEGER}"
+)
+
+
+def _shown(text: str) -> str:
+    """An ASCII quotation of ``text`` short enough for a message."""
+    quoted = ascii(text[:_SHOWN_CHARS])
+    return quoted + "..." if len(text) > _SHOWN_CHARS else quoted
+
+
+def _text_problem(text: str) -> str | None:
+    """Why the store cannot keep ``text``, or None when it can."""
+    if "\x00" in text:
+        position = text.index("\x00")
+        return f"must not contain NUL characters (\\u0000, found at position {position}): PostgreSQL cannot store them"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"must not contain lone surrogates (found at position {exc.start}): they have no UTF-8 encoding"
+    return None
+
+
+def _storable(text: str) -> str:
+    if (problem := _text_problem(text)) is not None:
+        raise PydanticCustomError(
+            "storable_text", "String {rule}. Got {seen} instead.", {"rule": problem, "seen": _shown(text)}
+        )
+    return text
+
+
+StoredText = Annotated[str, AfterValidator(_storable)]
+"""A string the store can keep: no NUL characters and no lone surrogates."""
+
+
+def _detail_problem(value: object, path: str, depth: int) -> tuple[str, str, str] | None:
+    """The first (path, rule, value seen) that ``value`` at ``path`` breaks, or None.
+
+    Depth-first, so the message names one concrete place; ``depth`` counts objects and
+    arrays, and nothing deeper than MAX_DETAIL_DEPTH is entered.
+    """
+    if isinstance(value, dict | list):
+        if depth > MAX_DETAIL_DEPTH:
+            return path, f"must be nested at most {MAX_DETAIL_DEPTH} levels deep", f"level {depth}"
+        if len(value) > MAX_DETAIL_ENTRIES:
+            return path, f"must hold at most {MAX_DETAIL_ENTRIES} entries", f"{len(value)} entries"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str):
+                if (problem := _detail_text_problem(key)) is not None:
+                    return path, f"keys {problem}", _shown(key)
+                child = f"{path}[{_shown(key)}]"
+            else:
+                child = f"{path}[{key}]"
+            if (found := _detail_problem(item, child, depth + 1)) is not None:
+                return found
+        return None
+    if isinstance(value, str):
+        problem = _detail_text_problem(value)
+        return None if problem is None else (path, problem, _shown(value))
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INTEGER:
+            rule = f"must lie within ±{MAX_SAFE_INTEGER} (Number.MAX_SAFE_INTEGER)"
+            return path, rule, f"an integer of {value.bit_length()} bits"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "must be a finite number", repr(value))
+    return path, "must be a JSON string, number, boolean, null, object or array", type(value).__name__
+
+
+def _detail_text_problem(text: str) -> str | None:
+    """Why a string inside the details is refused: too long, or not storable."""
+    if len(text) > MAX_DETAIL_TEXT:
+        return f"must be at most {MAX_DETAIL_TEXT} characters long"
+    return _text_problem(text)
 
 
 class PredictRequest(BrowserContext):
     """The raw browser context of one page view, plus the client's session id."""
 
-    session_id: str | None = Field(None, max_length=128, description="Client session id, echoed into the log")
+    session_id: StoredText | None = Field(
+        None, max_length=128, description="Client session id, echoed into the log; no NUL characters"
+    )
 
 
 class PredictResponse(BaseModel):
@@ -39,37 +153,69 @@ class BatchPredictResponse(BaseModel):
 
 
 class InteractionRequest(BaseModel):
-    """The interaction log of the retraining guidelines for one served prediction."""
+    """The interaction log of the retraining guidelines for one served prediction.
 
-    model_config = ConfigDict(extra="forbid")
+    Numbers are strict and finite like those of :class:`~efimero.context.BrowserContext`, and
+    every string, including those inside device_info and network_conditions, must be storable.
+    """
 
-    prediction_id: str = Field(..., min_length=1, max_length=36, description="Id returned by /v1/predict")
-    session_id: str = Field(..., min_length=1, max_length=128, description="Client session id")
-    user_id: str | None = Field(None, max_length=256, description="Optional user id; stored only as a salted hash")
-    session_duration: int = Field(..., ge=0, le=86_400_000, description="Session length, milliseconds")
-    interactions_count: int = Field(..., ge=0, le=1_000_000, description="Clicks, taps and key presses")
-    bounce_rate: float = Field(..., ge=0, le=1, description="1 when the visitor left without interacting")
-    scroll_depth: float = Field(..., ge=0, le=1, description="Deepest scroll position / page height")
-    click_through_rate: float = Field(..., ge=0, le=1, description="Share of links and buttons clicked")
-    user_satisfaction: int | None = Field(None, ge=1, le=5, description="Explicit rating, 1–5")
-    ui_preference_feedback: str | None = Field(None, max_length=500, description="Free-text feedback")
-    page_load_time: float = Field(..., ge=0, le=600_000, description="Page load time, milliseconds")
-    rendering_time: float = Field(..., ge=0, le=600_000, description="Time to apply the style, milliseconds")
-    device_info: dict[str, Any] | None = Field(None, description="Optional device details")
-    network_conditions: dict[str, Any] | None = Field(None, description="Optional network details")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    prediction_id: StoredText = Field(
+        ..., min_length=1, max_length=64, description="Id returned by /v1/predict (signed: any worker verifies it)"
+    )
+    session_id: StoredText = Field(..., min_length=1, max_length=128, description="Client session id; no NUL characters")
+    user_id: StoredText | None = Field(
+        None, max_length=256, description="Optional user id; stored only as an HMAC under the deployment's secret pepper; no NUL characters"
+    )
+    session_duration: StrictInt = Field(..., ge=0, le=86_400_000, description="Session length, milliseconds")
+    interactions_count: StrictInt = Field(..., ge=0, le=1_000_000, description="Clicks, taps and key presses")
+    bounce_rate: StrictFloat = Field(..., ge=0, le=1, description="1 when the visitor left without interacting")
+    scroll_depth: StrictFloat = Field(..., ge=0, le=1, description="Deepest scroll position / page height")
+    click_through_rate: StrictFloat = Field(..., ge=0, le=1, description="Share of links and buttons clicked")
+    user_satisfaction: StrictInt | None = Field(None, ge=1, le=5, description="Explicit rating, 1–5")
+    ui_preference_feedback: StoredText | None = Field(
+        None, max_length=500, description="Free-text feedback; no NUL characters"
+    )
+    page_load_time: StrictFloat = Field(..., ge=0, le=600_000, description="Page load time, milliseconds")
+    rendering_time: StrictFloat = Field(..., ge=0, le=600_000, description="Time to apply the style, milliseconds")
+    device_info: dict[str, Any] | None = Field(None, description=f"Optional device details: {_DETAIL_RULES}")
+    network_conditions: dict[str, Any] | None = Field(None, description=f"Optional network details: {_DETAIL_RULES}")
+
+    @field_validator("device_info", "network_conditions")
+    @classmethod
+    def _storable_details(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        """Walk the free-form details, which pydantic cannot type, for anything the store would refuse."""
+        if value is not None and (found := _detail_problem(value, info.field_name or "details", 1)) is not None:
+            path, rule, seen = found
+            raise PydanticCustomError(
+                "storable_details", "{path} {rule}. Got {seen} instead.", {"path": path, "rule": rule, "seen": seen}
+            )
+        return value
 
 
 class InteractionAccepted(BaseModel):
-    status: str = Field("accepted", description="The log is queued for the store")
+    status: str = Field("accepted", description="The log is committed to the store (a replay is stored once)")
     prediction_id: str
 
 
 class ModelInfo(BaseModel):
-    version: str = Field(..., description="Live registry version")
+    """The served version. Paths in it are relative to the registry, or base names: the
+    server's directory layout is not the client's business, and the version, the file name
+    and ``data_sha256`` identify everything."""
+
+    version: str = Field(..., description="Registry version serving requests now")
     loaded_at: str = Field(..., description="When this process loaded it (UTC)")
     swaps: int = Field(..., description="Hot swaps since start")
-    last_error: str | None = Field(None, description="Why the newest pointer target is not served, if so")
-    metadata: dict[str, Any]
+    last_error: str | None = Field(
+        None, description="What is wrong now: why current is not served, served files that changed on disk, "
+        "a failing model watcher"
+    )
+    fallback: str | None = Field(
+        None, description="Set when an earlier version is served because current cannot be loaded"
+    )
+    watcher_alive: bool = Field(..., description="Whether the service still follows the registry's current pointer")
+    metadata: dict[str, Any] = Field(..., description="The version's metadata; absolute paths reduced to base names")
     metrics: dict[str, Any] = Field(..., description="Summary of the version's test metrics")
 
 

@@ -33,9 +33,21 @@ function writeJSON(storage, key, value) {
   try { storage.setItem(key, JSON.stringify(value)); } catch { /* storage full or disabled */ }
 }
 
+function wholeNumber(value, max) {
+  return Number.isInteger(value) ? Math.min(Math.max(value, 0), max) : 0;
+}
+
+/** The visitor's history, repaired field by field: the service refuses a string where a number belongs. */
 export function loadHistory() {
-  return readJSON(localStorage, HISTORY_KEY,
-    { visits: 0, avg_session_duration_s: 0, total_interactions: 0, first_visit: null });
+  const stored = readJSON(localStorage, HISTORY_KEY, {});
+  const average = Number(stored?.avg_session_duration_s);
+  const firstVisit = stored?.first_visit;
+  return {
+    visits: wholeNumber(stored?.visits, 10_000_000),
+    avg_session_duration_s: Number.isFinite(average) ? Math.min(Math.max(average, 0), 86_400) : 0,
+    total_interactions: wholeNumber(stored?.total_interactions, 10_000_000),
+    first_visit: typeof firstVisit === "string" && /^20\d\d-\d\d-\d\d$/.test(firstVisit) ? firstVisit : null,
+  };
 }
 
 function sessionId() {
@@ -123,7 +135,8 @@ function interactionLog(prediction, renderingTime) {
     click_through_rate: Number(Math.min(1, session.clickedTargets.size / clickable).toFixed(4)),
     page_load_time: Math.round(pageLoadTime()),
     rendering_time: Math.round(renderingTime),
-    device_info: { user_agent: navigator.userAgent.slice(0, 200), language: navigator.language },
+    // Whole code points: cutting inside a surrogate pair would leave text the service refuses.
+    device_info: { user_agent: Array.from(navigator.userAgent).slice(0, 200).join(""), language: navigator.language },
     network_conditions: navigator.connection
       ? { effective_type: navigator.connection.effectiveType ?? null, rtt: navigator.connection.rtt ?? null } : null,
   };
