@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from efimero._io import sha256_file
 from efimero.errors import (
     ModelIntegrityError,
+    RegistryError,
     RegistryFormatError,
     VersionNotFoundError,
 )
@@ -164,3 +166,130 @@ def test_a_registry_in_format_1_still_loads() -> None:
     assert json.loads((registry.path() / "MANIFEST.json").read_text())["format_version"] == 1
     prediction = bundle.predict(dict.fromkeys(bundle.feature_names, 1.0))
     assert set(prediction.classes) == {"css_class_density", "css_class_font", "css_class_theme"}
+
+
+# -- the models path: a registry, its `current` file, never a version ----------------------------
+def test_the_current_file_opens_its_registry(registry_copy) -> None:
+    root, versions = registry_copy()
+    registry = Registry(root / "current")
+    assert registry.root == root and registry.current() == versions[-1]
+    assert registry.load().version == versions[-1]
+
+
+def test_a_version_directory_or_another_file_is_refused_with_its_registry_named(registry_copy) -> None:
+    root, versions = registry_copy()
+    with pytest.raises(RegistryError, match=f"Got the version {versions[0]} instead; pass its registry {root}"):
+        Registry(root / versions[0])
+    with pytest.raises(RegistryError, match="must be a registry directory .* Got another file instead"):
+        Registry(root / versions[0] / "metrics.json")
+
+
+def test_an_unreadable_pointer_is_a_format_error(registry_copy) -> None:
+    root, _ = registry_copy()
+    (root / "current").unlink()
+    (root / "current").mkdir()
+    with pytest.raises(RegistryFormatError, match="current: must be a one-line file naming the live version"):
+        Registry(root).current()
+
+
+# -- nothing followed may lead outside the registry ------------------------------------------------
+def test_a_current_symlink_leading_outside_is_refused(registry_copy) -> None:
+    root, versions = registry_copy()
+    elsewhere, _ = registry_copy()
+    (root / "current").unlink()
+    (root / "current").symlink_to(elsewhere / "current")
+    with pytest.raises(RegistryError, match="the current pointer must stay inside the registry"):
+        Registry(root).load()
+    (root / "current").unlink()
+    (root / "current").symlink_to(root / versions[0])  # a symlink to a directory inside, not a file
+    with pytest.raises(RegistryFormatError, match="must be a one-line file"):
+        Registry(root).current()
+
+
+def test_a_version_directory_symlinked_outside_is_refused(registry_copy) -> None:
+    root, versions = registry_copy()
+    elsewhere, _ = registry_copy()
+    shutil.rmtree(root / versions[-1])
+    (root / versions[-1]).symlink_to(elsewhere / versions[-1], target_is_directory=True)
+    with pytest.raises(RegistryError, match=f"version {versions[-1]} must stay inside the registry"):
+        Registry(root).load()
+    with pytest.raises(RegistryError, match="must stay inside the registry"):
+        Registry(root).verify(versions[-1])
+
+
+# -- the version live before another ---------------------------------------------------------------
+def test_previous_follows_the_deployment_log_then_version_order(registry_copy) -> None:
+    root, (first, second) = registry_copy()
+    registry = Registry(root)
+    third = registry.save(registry.load(), metrics={}, metadata={}, max_versions_to_keep=None)
+    assert registry.previous(third) == second and registry.previous(first) is None
+    log = {"deployments": [
+        {"status": "success", "version": third, "previous_version": first},
+        {"status": "failed", "version": third, "previous_version": second},
+    ]}
+    (root / "deployments.json").write_text(json.dumps(log))
+    assert registry.previous(third) == first
+    (root / "deployments.json").write_text("{not json")
+    assert registry.previous(third) == second
+
+
+# -- a version name is issued once -----------------------------------------------------------------
+def test_a_pruned_name_is_never_issued_again(registry_copy, monkeypatch) -> None:
+    from datetime import datetime, timezone
+
+    from efimero.registry import store
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[no-untyped-def]
+            return datetime(2030, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+    root, _ = registry_copy()
+    registry = Registry(root)
+    bundle = registry.load()
+    monkeypatch.setattr(store, "datetime", FrozenClock)
+    first = registry.save(bundle, metrics={}, metadata={"content": 1}, set_current=False)
+    registry.remove(first)
+    second = registry.save(bundle, metrics={}, metadata={"content": 2}, set_current=False)
+    assert (first, second) == ("v_20300101_120000", "v_20300101_120000_2")
+    monkeypatch.undo()  # a clock that went back still issues names after the newest ever issued
+    third = registry.save(bundle, metrics={}, metadata={"content": 3}, set_current=False)
+    assert layout.version_sort_key(third) > layout.version_sort_key(second)
+
+
+_CONCURRENT_SAVER = """
+import json, sys
+from efimero.registry import Registry
+registry = Registry(sys.argv[1])
+bundle = registry.load()
+print("ready", flush=True)
+sys.stdin.readline()
+names = [registry.save(bundle, metrics={}, metadata={"writer": sys.argv[2], "save": i}, max_versions_to_keep=2)
+         for i in range(5)]
+print(json.dumps(names), flush=True)
+"""
+
+
+def test_concurrent_saves_with_pruning_never_issue_a_name_twice(registry_copy) -> None:
+    import subprocess
+    import sys
+
+    root, _ = registry_copy()
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _CONCURRENT_SAVER, str(root), str(n)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for n in range(4)
+    ]
+    for writer in writers:  # all loaded: the saves start together
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+    for writer in writers:
+        assert writer.stdin is not None
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+    issued = [name for writer in writers for name in json.loads(writer.communicate(timeout=120)[0])]
+    assert all(writer.returncode == 0 for writer in writers)
+    assert len(issued) == 20 and len(set(issued)) == 20, sorted(issued)
+    registry = Registry(root)
+    assert len(registry.versions()) == 2 and registry.current() in registry.versions()
+    for name in registry.versions():
+        verify(root / name)

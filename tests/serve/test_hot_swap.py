@@ -67,3 +67,8 @@ def test_a_corrupted_new_version_is_not_served(live_server, registry_dir) -> Non
     response = httpx.post(f"{live_server.url}/v1/predict", json=PHONE_AT_NIGHT)
     assert response.status_code == 200 and response.json()["model_version"] == new
     assert "checksum mismatch" in httpx.get(f"{live_server.url}/v1/model").json()["last_error"]
+    Registry(root).set_current(new)  # the broken deploy is undone: nothing is wrong any more
+    deadline = time.monotonic() + 5
+    while live_server.app.state.holder.last_error is not None:
+        assert time.monotonic() < deadline, "the error of an abandoned version is still reported"
+        time.sleep(0.02)

@@ -5,6 +5,8 @@
     models/
       current                    name of the live version (replaced atomically)
       .lock                      writers' lock
+      .last_issued               newest version name ever issued: names are never reused
+      deployments.json           deployment log (written by efimero.deploy, read for fallbacks)
       v_20261125_153000/         one version: never modified after creation
         MANIFEST.json            written last: sha256 of every other file
         models.json              index: feature names, each model's kind, targets, labels
@@ -24,6 +26,8 @@ from efimero.errors import RegistryError
 VERSION_PATTERN = re.compile(r"^v_(\d{8})_(\d{6})(?:_(\d+))?$")
 CURRENT = "current"
 LOCK = ".lock"
+LAST_ISSUED = ".last_issued"
+DEPLOYMENTS = "deployments.json"
 MANIFEST = "MANIFEST.json"
 INDEX = "models.json"
 PREPROCESSING = "preprocessing.json"

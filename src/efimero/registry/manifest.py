@@ -29,6 +29,14 @@ def write_manifest(directory: Path, *, version: str, created_at: str) -> dict[st
     return manifest
 
 
+def read_json(path: Path) -> Any:
+    """Parse one JSON file of a version; unreadable or invalid files are a format problem."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RegistryFormatError(f"{path}: cannot be read as JSON ({exc}).") from exc
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
     try:
@@ -52,12 +60,18 @@ def verify(directory: Path, manifest: dict[str, Any] | None = None) -> dict[str,
     """Check every file of a version against its manifest.
 
     Raises:
-        ModelIntegrityError: naming every missing or altered file.
+        ModelIntegrityError: naming every missing or altered file, or a file outside ``directory``.
     """
     manifest = manifest if manifest is not None else read_manifest(directory)
     missing, altered = [], []
+    inside = directory.resolve()
     for relative, expected in manifest["files"].items():
         path = directory / relative
+        if Path(relative).is_absolute() or not path.resolve().is_relative_to(inside):
+            # a manifest must never make the registry read (and later load) a file elsewhere
+            raise ModelIntegrityError(
+                f"{directory}: every file of {MANIFEST} must lie inside the version. Got {relative!r} instead."
+            )
         if not path.is_file():
             missing.append(relative)
         elif sha256_file(path) != expected:

@@ -5,11 +5,18 @@ directory, its manifest written last, then renamed into a name reserved with ``m
 two writers can never take the same name). The ``current`` pointer is a one-line file
 replaced atomically. Pruning renames a version out of sight before deleting it, so no
 reader ever sees half a version.
+
+A version name is issued once: ``.last_issued`` records the newest name ever handed out and
+a new name always sorts after it, so a name freed by pruning is never given to other content
+(a cache or a deployment log keyed by name would otherwise mix two models).
+
+Everything a reader follows (the ``current`` pointer, a version directory, a manifest entry)
+must stay inside the registry: a symlink that leads elsewhere is refused, so what is served
+is always what the registry's own checksums and lock protect.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -19,14 +26,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import xgboost as xgb
-
 from efimero._io import atomic_write_bytes, atomic_write_json, atomic_write_text, exclusive_lock, fsync_dir
 from efimero.errors import RegistryError, RegistryFormatError, VersionNotFoundError, format_list
 from efimero.registry import _layout as layout
-from efimero.registry.manifest import verify, write_manifest
-from efimero.training._model import ModelBundle, Preprocessor, TrainedModel
+from efimero.registry.load import load_bundle
+from efimero.registry.manifest import read_json, verify, write_manifest
+from efimero.bundle import ModelBundle
 
 logger = logging.getLogger(__name__)
 
@@ -42,23 +47,38 @@ class VersionInfo:
     metrics: dict[str, Any]
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RegistryFormatError(f"{path}: cannot be read as JSON ({exc}).") from exc
-
-
 class Registry:
     """A directory of model versions with a ``current`` pointer.
+
+    ``root`` may also be the registry's ``current`` file (``--models models/current``, as
+    written in examples): the registry is then its folder. A version directory is refused
+    with a message naming its registry, because a registry object always follows (and
+    writes) a ``current`` pointer, which a single version does not have; commands that
+    accept one version directory load it with ``Registry(path.parent).load(path.name)``.
 
     Example:
         >>> registry = Registry("models/")  # doctest: +SKIP
         >>> bundle = registry.load()        # the current version, checksums verified
+
+    Raises:
+        RegistryError: ``root`` is a version directory or a file other than ``current``.
     """
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        root = Path(root)
+        if root.name == layout.CURRENT and (root.is_file() or root.is_symlink()):
+            root = root.parent
+        elif root.exists() and not root.is_dir():
+            raise RegistryError(
+                f"{root}: the models path must be a registry directory (or its `current` file). "
+                "Got another file instead."
+            )
+        elif layout.is_version_name(root.name) and (root / layout.MANIFEST).is_file():
+            raise RegistryError(
+                f"{root}: the models path must be a registry directory. Got the version {root.name} "
+                f"instead; pass its registry {root.parent} (and name the version where the command takes one)."
+            )
+        self.root = root
 
     # -- reading -----------------------------------------------------------------------
     def versions(self) -> list[str]:
@@ -73,14 +93,56 @@ class Registry:
         return sorted(names, key=layout.version_sort_key)
 
     def current(self) -> str | None:
-        """Name of the live version, or ``None`` before the first one."""
+        """Name of the live version, or ``None`` before the first one.
+
+        Raises:
+            RegistryError: ``current`` is a symlink leading outside the registry.
+            RegistryFormatError: ``current`` cannot be read or holds no version name.
+        """
+        pointer = self.root / layout.CURRENT
+        if pointer.is_symlink():
+            self._inside(pointer, what=f"the {layout.CURRENT} pointer")
         try:
-            name = (self.root / layout.CURRENT).read_text(encoding="utf-8").strip()
+            name = pointer.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise RegistryFormatError(
+                f"{pointer}: must be a one-line file naming the live version. It cannot be read ({reason}); "
+                "point it again with `efimero models set-current` or a rollback."
+            ) from exc
         if not layout.is_version_name(name):
-            raise RegistryFormatError(f"{self.root / layout.CURRENT}: holds {name!r}, not a version name.")
+            raise RegistryFormatError(f"{pointer}: must name a version (v_YYYYMMDD_HHMMSS[_n]). Got {name!r:.80} instead.")
         return name
+
+    def previous(self, version: str) -> str | None:
+        """The version that was live before ``version``: the one a rollback would pick.
+
+        The newest successful deployment that made ``version`` current names it (the log is
+        written by ``efimero deploy``); without one, it is the newest version older than
+        ``version``. An unreadable deployment log only loses the first hint: this answer is
+        what a server falls back to, so it must not fail on a side file.
+        """
+        if not layout.is_version_name(version):
+            raise RegistryError(f"version must be a version name (v_YYYYMMDD_HHMMSS[_n]). Got {version!r} instead.")
+        for record in reversed(self._deployments()):
+            if record.get("status") == "success" and record.get("version") == version:
+                before = record.get("previous_version")
+                if isinstance(before, str) and before != version and before in self.versions():
+                    return before
+                break
+        older = [name for name in self.versions() if layout.version_sort_key(name) < layout.version_sort_key(version)]
+        return older[-1] if older else None
+
+    def verify(self, version: str | None = None) -> dict[str, Any]:
+        """Check every file of a version (default: the current one) against its manifest.
+
+        Raises:
+            VersionNotFoundError: no such version.
+            ModelIntegrityError: a file is missing, altered or outside the version.
+        """
+        return verify(self.root / self.resolve(version))
 
     def resolve(self, version: str | None = None) -> str:
         """Turn ``None``/``"current"``/``"latest"``/a name into an existing version name."""
@@ -97,7 +159,10 @@ class Registry:
             name = versions[-1]
         else:
             name = version
-        if not (layout.version_dir(self.root, name) / layout.MANIFEST).is_file():
+        directory = layout.version_dir(self.root, name)
+        if directory.is_symlink():
+            self._inside(directory, what=f"version {name}")
+        if not (directory / layout.MANIFEST).is_file():
             known = self.versions()
             raise VersionNotFoundError(
                 f"{self.root}: version {name!r} does not exist. Known versions: {format_list(known[::-1]) or 'none'}."
@@ -110,13 +175,13 @@ class Registry:
     def info(self, version: str | None = None) -> VersionInfo:
         name = self.resolve(version)
         directory = self.root / name
-        metadata = _read_json(directory / layout.METADATA)
+        metadata = read_json(directory / layout.METADATA)
         return VersionInfo(
             name=name,
             created_at=metadata.get("created_at", ""),
             is_current=name == self.current(),
             metadata=metadata,
-            metrics=_read_json(directory / layout.METRICS),
+            metrics=read_json(directory / layout.METRICS),
         )
 
     def list(self) -> list[VersionInfo]:
@@ -128,35 +193,14 @@ class Registry:
 
         Raises:
             VersionNotFoundError: no such version (or no current one).
-            ModelIntegrityError: a file is missing or altered.
+            ModelIntegrityError: a file is missing, altered or unreadable by XGBoost.
+            RegistryFormatError: an index, scaler, metadata or metrics file is malformed.
+            RegistryError: the pointer or the version leads outside the registry.
         """
         name = self.resolve(version)
         directory = self.root / name
         verify(directory)
-        index = _read_json(directory / layout.INDEX)
-        models = {}
-        for entry in index["models"]:
-            if entry.get("algorithm") != "xgboost":
-                raise RegistryFormatError(f"{directory}: model {entry.get('name')!r} uses an unknown algorithm.")
-            booster = xgb.Booster()
-            booster.load_model(bytearray((directory / layout.model_file(entry["name"])).read_bytes()))
-            models[entry["name"]] = TrainedModel(
-                name=entry["name"],
-                kind=entry["kind"],
-                targets=entry["targets"],
-                booster=booster,
-                params=entry.get("params", {}),
-                labels=entry.get("labels"),
-                target_mean=_array(entry.get("target_mean")),
-                target_scale=_array(entry.get("target_scale")),
-            )
-        return ModelBundle(
-            preprocessor=Preprocessor.from_dict(_read_json(directory / layout.PREPROCESSING)),
-            models=models,
-            version=name,
-            metadata=_read_json(directory / layout.METADATA),
-            metrics=_read_json(directory / layout.METRICS),
-        )
+        return load_bundle(directory, name)
 
     # -- writing -----------------------------------------------------------------------
     def save(
@@ -175,10 +219,10 @@ class Registry:
         """
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f"{layout.STAGING_PREFIX}{uuid.uuid4().hex}"
-        created = datetime.now(timezone.utc)
         try:
             self._write_files(staging, bundle, metrics=metrics, metadata=metadata)
             with exclusive_lock(self.root / layout.LOCK):
+                created = datetime.now(timezone.utc)
                 name = self._reserve_name(created)
                 stamp = {"version": name, "created_at": created.isoformat(timespec="seconds")}
                 atomic_write_json(staging / layout.METADATA, {**metadata, **stamp})
@@ -294,15 +338,63 @@ class Registry:
         atomic_write_json(staging / layout.METRICS, metrics)
 
     def _reserve_name(self, created: datetime) -> str:
+        """Take the first free name after every name ever issued here (caller holds the lock).
+
+        ``mkdir`` alone is not enough: a name whose version was pruned is free again, and a
+        writer whose clock reads an earlier second would take it for different content.
+        """
         base = created.strftime("v_%Y%m%d_%H%M%S")
-        for counter in range(1, 10_000):
-            name = base if counter == 1 else f"{base}_{counter}"
+        newest = max(self._issued(), key=layout.version_sort_key, default=None)
+        if newest is None or layout.version_sort_key(base) > layout.version_sort_key(newest):
+            date, clock, first = layout.version_sort_key(base)
+        else:
+            date, clock, first = layout.version_sort_key(newest)
+            first += 1
+        for counter in range(first, first + 10_000):
+            name = f"v_{date}_{clock}" if counter == 1 else f"v_{date}_{clock}_{counter}"
             try:
                 (self.root / name).mkdir()
             except FileExistsError:
                 continue
+            atomic_write_text(self.root / layout.LAST_ISSUED, name + "\n")
             return name
-        raise RegistryError(f"{self.root}: too many versions created in the second {base}.")
+        raise RegistryError(f"{self.root}: too many versions created in the second {date}_{clock}.")
+
+    def _issued(self) -> list[str]:
+        """The recorded newest name and every version-named entry (registries older than the record)."""
+        names = [entry.name for entry in self.root.iterdir() if layout.is_version_name(entry.name)]
+        try:
+            recorded = (self.root / layout.LAST_ISSUED).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return names
+        if not layout.is_version_name(recorded):
+            raise RegistryFormatError(
+                f"{self.root / layout.LAST_ISSUED}: must name a version (v_YYYYMMDD_HHMMSS[_n]). Got {recorded!r:.80} "
+                "instead; write the newest version name into it."
+            )
+        return [*names, recorded]
+
+    def _inside(self, link: Path, *, what: str) -> None:
+        """Refuse a symlink that leads out of the registry (it escapes the checksums and the lock)."""
+        target = link.resolve()
+        root = self.root.resolve()
+        if target == root or not target.is_relative_to(root):
+            raise RegistryError(
+                f"{link}: {what} must stay inside the registry {self.root}. Got a symlink to {target} instead; "
+                "replace it with the file or directory itself."
+            )
+
+    def _deployments(self) -> list[dict[str, Any]]:
+        """Records of the deployment log, oldest first; empty when it is missing or unreadable."""
+        path = self.root / layout.DEPLOYMENTS
+        if not path.is_file():
+            return []
+        try:
+            records = read_json(path).get("deployments", [])
+        except (RegistryFormatError, AttributeError) as exc:
+            logger.warning("%s: ignored, it is not a deployment log (%s)", path, exc)
+            return []
+        return [record for record in records if isinstance(record, dict)] if isinstance(records, list) else []
 
     def _point_to(self, name: str) -> None:
         atomic_write_text(self.root / layout.CURRENT, name + "\n")
@@ -337,7 +429,3 @@ def _fsync_tree(directory: Path) -> None:
         else:
             fsync_dir(path)
     fsync_dir(directory)
-
-
-def _array(values: list[float] | None) -> np.ndarray | None:
-    return None if values is None else np.asarray(values, dtype=float)

@@ -13,7 +13,7 @@ from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import ServiceMetrics
 from efimero.serve.schemas import Health, ModelInfo
 from efimero.store import InteractionStore
-from efimero.training import ModelBundle
+from efimero.bundle import ModelBundle
 
 router = APIRouter(tags=["operations"])
 
@@ -22,13 +22,15 @@ router = APIRouter(tags=["operations"])
 def model_info(
     bundle: Annotated[ModelBundle, Depends(get_bundle)], holder: Annotated[ModelHolder, Depends(get_holder)]
 ) -> ModelInfo:
-    """Version, metadata and test-metric summary of the model serving requests now."""
+    """Version, metadata and test-metric summary of the model serving requests now, and what is wrong."""
     return ModelInfo(
         version=bundle.version or "",
         loaded_at=holder.loaded_at.isoformat() if holder.loaded_at else "",
         swaps=holder.swaps,
         last_error=holder.last_error,
-        metadata=bundle.metadata,
+        fallback=holder.fallback,
+        watcher_alive=holder.watching,
+        metadata=holder.public(bundle.metadata),
         metrics=bundle.metrics.get("summary", {}),
     )
 
@@ -43,22 +45,29 @@ def healthz() -> Health:
 def readyz(
     holder: Annotated[ModelHolder, Depends(get_holder)], store: Annotated[InteractionStore, Depends(get_store)]
 ) -> JSONResponse:
-    """Ready when a model is loaded and the store answers; 503 otherwise, naming what is missing."""
+    """Ready when a model is loaded, its watcher runs, the store answers and its writer runs; 503 otherwise.
+
+    A fallback version or served files that changed on disk keep the service ready (it
+    answers with an intact model) but are named in the model check, for whoever reads it.
+    """
+    bundle = holder.bundle
+    if bundle is None:
+        model = f"no model: {holder.last_error}"
+    else:
+        model = f"serving {bundle.version}" + (f" as a fallback: {holder.fallback}" if holder.fallback else "")
+        model += f"; {holder.last_error}" if holder.last_error else ""
     checks = {
-        "model": f"serving {holder.bundle.version}" if holder.bundle else f"no model: {holder.last_error}",
+        "model": model,
+        "watcher": "following current" if holder.watching else "stopped: the served version no longer follows current",
         "store": "ok" if store.ping() else "unreachable",
+        "store_writer": "running" if store.writer_alive else "stopped: interaction logs cannot be stored",
     }
-    ready = holder.bundle is not None and checks["store"] == "ok"
+    ready = bundle is not None and holder.watching and checks["store"] == "ok" and store.writer_alive
     body = Health(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(
-    service_metrics: Annotated[ServiceMetrics, Depends(get_metrics)],
-    store: Annotated[InteractionStore, Depends(get_store)],
-) -> Response:
-    """Request counts and latency histograms per route, predictions per version and class, errors."""
-    service_metrics.store_pending.set(store.pending)
-    service_metrics.store_dropped.set(store.stats.dropped)
+def metrics(service_metrics: Annotated[ServiceMetrics, Depends(get_metrics)]) -> Response:
+    """Requests and latency per route, predictions per version and class, errors, the store writer's counts."""
     return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)
