@@ -1,11 +1,16 @@
 from __future__ import annotations
 
-import pandas as pd
+import json
 
+import pandas as pd
+from typer.testing import CliRunner
+
+from efimero.cli.main import app
 from efimero.config import ValidationSettings
-from efimero.data._tables import write_table
+from efimero.data import write_table
 from efimero.data.generate import generate_dataset
 from efimero.gate import run_validation
+from tests.deploy.conftest import MISSING_CLASS, narrow_registry  # noqa: F401 - fixture
 
 
 def test_a_good_version_passes_every_check(tiny_registry, tmp_path) -> None:
@@ -48,3 +53,21 @@ def test_invalid_test_data_fails_the_accuracy_check(tiny_registry, tmp_path) -> 
     pd.DataFrame({"hour_of_day": [1]}).to_csv(path, index=False)
     report = run_validation(tiny_registry[0], test_data=path)
     assert report.checks[-1].status == "FAIL" and "column is missing" in report.checks[-1].detail
+
+
+def test_test_data_with_a_class_the_version_never_saw_fails_accuracy_clearly(narrow_registry, small_frame,
+                                                                            small_csv) -> None:
+    narrow_root, narrow = narrow_registry
+    report = run_validation(narrow_root, test_data=small_csv)
+    accuracy = report.checks[-1]
+    assert accuracy.name == "accuracy" and accuracy.status == "FAIL"
+    assert accuracy.detail.startswith(f"{small_csv} holds class labels that {narrow} was never trained on")
+    rows = [i + 1 for i, label in enumerate(small_frame["css_class_theme"]) if label == MISSING_CLASS]
+    assert (f"column 'css_class_theme': must be one of the labels {narrow} knows ('tema-claro', 'tema-oscuro') "
+            f"— {len(rows)} row(s) fail, first rows {', '.join(map(str, rows[:5]))}") in accuracy.detail
+    assert f"(values seen: {MISSING_CLASS})" in accuracy.detail
+
+    result = CliRunner().invoke(app, ["validate", "--models", str(narrow_root), "--test-data", str(small_csv), "--json"])
+    assert result.exit_code == 1, result.output
+    [check] = [c for c in json.loads(result.stdout)["checks"] if c["name"] == "accuracy"]
+    assert check["status"] == "FAIL" and check["detail"] == accuracy.detail

@@ -7,6 +7,7 @@ and keeps its traceback. The CLI catches ``EfimeroError`` once, prints it and ex
     ├── ConfigError                  a YAML file or key under config/ is invalid
     ├── DataError                    a data file cannot be read (missing, unknown format)
     │   └── DataValidationError      the data breaks schema rules (holds the failures)
+    │       └── UnseenLabelsError    labelled data holds classes a version was never trained on
     ├── TrainingError                training cannot run (too few rows, no GPU, ...)
     ├── PredictionInputError         a context lacks a feature or holds a non-number
     ├── StoreError                   the interaction store cannot be opened or written
@@ -99,6 +100,31 @@ class DataValidationError(DataError, ValueError):
             "source": self.source,
             "failures": [asdict(failure) for failure in self.failures],
         }
+
+
+class UnseenLabelsError(DataValidationError):
+    """Labelled data holds class labels a version was never trained on, so it cannot score them.
+
+    The file itself is valid (the labels are in the schema); the version simply has no
+    probability for those labels. ``failures`` names, per class column, the unseen labels, the
+    rows that hold them and (in the rule) the labels the version knows.
+    """
+
+    def __init__(self, source: str, version: str | None, failures: list[ValidationFailure]) -> None:
+        self.source = source
+        self.version = version
+        self.failures = failures
+        lines = "\n".join(f"  - {failure.describe()}" for failure in failures)
+        # DataValidationError's own message would send the user to regenerate a valid file.
+        DataError.__init__(
+            self,
+            f"{source} holds class labels that {version} was never trained on:\n{lines}\n"
+            f"{version} cannot score those rows: drop them, or retrain on data that includes those labels "
+            "(`efimero retrain full`).",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "version": self.version}
 
 
 class TrainingError(EfimeroError):

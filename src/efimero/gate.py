@@ -8,7 +8,10 @@ Checks, in order (a failed load stops the rest):
 3. ``performance``: average and p95 latency of single predictions under the thresholds;
 4. ``accuracy`` (with test data): mean class accuracy and mean R² at or above the thresholds,
    each class target above its majority-class baseline. Without test data and with
-   ``recorded_metrics``, the same rules are applied to the test metrics saved at training.
+   ``recorded_metrics``, the same rules are applied to the test metrics saved with the version.
+   Test data holding a class label the version was never trained on fails this check with an
+   :class:`~efimero.errors.UnseenLabelsError` (file, column, those labels, the known ones):
+   the version has no probability for such rows, so no accuracy of it on that file is honest.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import pandas as pd
 from efimero.config import ValidationSettings
 from efimero.data.generate import generate_dataset
 from efimero.data.validate import load_training_data
-from efimero.errors import EfimeroError
+from efimero.errors import MAX_LISTED, EfimeroError, UnseenLabelsError, ValidationFailure
 from efimero.registry import Registry
 from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import ModelBundle, evaluate, summary_scores
@@ -121,8 +124,37 @@ def _accuracy_result(metrics: dict[str, Any], settings: ValidationSettings, sour
     return CheckResult("accuracy", not problems, "; ".join(problems) or detail, {"summary": scores, "metrics": metrics})
 
 
+def require_known_labels(bundle: ModelBundle, frame: pd.DataFrame, source: str) -> None:
+    """Refuse labelled rows whose class labels ``bundle`` was never trained on.
+
+    A classifier knows only the labels present in its training rows, so a rare class can be
+    valid in the schema yet unknown to a version. Scoring such rows would either crash inside
+    the metrics or quietly depend on how they are counted; naming them lets the user decide.
+    Rows are reported as 1-based data rows of ``source`` (``frame``'s index is the row position).
+
+    Raises:
+        UnseenLabelsError: per class column, the unseen labels, their rows and the known labels.
+    """
+    failures = []
+    for model in bundle.models.values():
+        if model.labels is None:  # a regressor
+            continue
+        column = frame[model.targets[0]]
+        unseen = ~column.isin(model.labels)
+        if unseen.any():
+            rows = [int(i) + 1 for i in frame.index[unseen.to_numpy()]]
+            known = ", ".join(map(repr, model.labels))
+            failures.append(ValidationFailure(
+                model.targets[0], f"must be one of the labels {bundle.version} knows ({known})",
+                rows[:MAX_LISTED], sorted(set(column[unseen])), count=len(rows),
+            ))
+    if failures:
+        raise UnseenLabelsError(source, bundle.version, failures)
+
+
 def _check_accuracy(bundle: ModelBundle, test_data: Path, settings: ValidationSettings, task: TabularTask) -> CheckResult:
     frame, _ = load_training_data(test_data, task=task, allow_duplicates=True)
+    require_known_labels(bundle, frame, str(test_data))
     return _accuracy_result(evaluate(bundle, frame), settings, f"{len(frame)} rows of {test_data}")
 
 
@@ -159,5 +191,5 @@ def run_validation(
             checks.append(CheckResult("accuracy", False, str(exc)))
     elif recorded_metrics:
         n_rows = bundle.metrics.get("n_rows", "?")
-        checks.append(_accuracy_result(bundle.metrics, settings, f"the {n_rows} test rows recorded at training"))
+        checks.append(_accuracy_result(bundle.metrics, settings, f"the {n_rows} test rows recorded with {bundle.version}"))
     return GateReport(str(models_dir), bundle.version, checks)

@@ -1,34 +1,14 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-from efimero.config import EnvironmentsConfig
 from efimero.deploy import DeploymentLog, deploy, rollback
 from efimero.errors import DeployError
 from efimero.registry import Registry, verify
 from tests.conftest import run_and_kill
-
-
-def environments(tmp_path: Path, *, production_accuracy: float = 0.3) -> EnvironmentsConfig:
-    return EnvironmentsConfig.model_validate({"environments": {
-        "staging": {"model_dir": tmp_path / "staging", "validation_required": True, "backup_enabled": True,
-                    "performance_threshold": {"latency_ms": 100, "accuracy_min": 0.3}},
-        "production": {"model_dir": tmp_path / "prod", "validation_required": True, "backup_enabled": True,
-                       "rollback_enabled": True, "max_versions_to_keep": 2,
-                       "performance_threshold": {"latency_ms": 50, "accuracy_min": production_accuracy}},
-    }})
-
-
-@pytest.fixture
-def source(registry_copy) -> tuple[Path, list[str]]:
-    return registry_copy()
-
-
-def steps(record) -> list[tuple[str, bool]]:
-    return [(s.name, s.ok) for s in record.steps]
+from tests.deploy.conftest import environments, steps
 
 
 def test_deploy_to_staging_then_production(source, tmp_path) -> None:
@@ -54,7 +34,7 @@ def test_version_below_production_thresholds_is_refused_and_production_untouched
     strict = environments(tmp_path, production_accuracy=0.99)
     record = deploy(root, "production", version=new, environments=strict)
     assert record.status == "failed" and "mean accuracy must be ≥ 0.99" in record.error
-    assert steps(record) == [("validation", False), ("restore", True)]
+    assert steps(record) == [("contract", True), ("validation", False), ("restore", True)]
     assert Registry(tmp_path / "prod").current() == old
     assert sorted(p.name for p in (tmp_path / "prod").iterdir() if p.name != "deployments.json") == before
     assert [r["status"] for r in DeploymentLog(tmp_path / "prod").records()] == ["success", "failed"]

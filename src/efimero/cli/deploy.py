@@ -11,6 +11,7 @@ from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
 
 TARGET_HELP = "Environment from config/environments.yaml (development, staging, production)."
 CONFIG_HELP = "Environments YAML. \\[default: config/environments.yaml when present]"
+LOCK_WAIT_HELP = "Seconds to wait while another deploy or rollback of the target runs, then fail."
 
 
 def _render(record, json_output: bool) -> None:  # type: ignore[no-untyped-def]
@@ -34,16 +35,19 @@ def deploy(
     version: str = typer.Option("latest", help="Version name, 'latest' or 'current' of the source."),
     validate: bool = typer.Option(None, "--validate/--no-validate", help="Check the target's thresholds first. \\[default: validation_required of the target]"),
     backup_existing: bool = typer.Option(None, "--backup-existing/--no-backup", help="Back up the live version first. \\[default: backup_enabled of the target]"),
-    test_data: Path = typer.Option(None, help="Labelled data for the accuracy threshold. \\[default: the test metrics recorded at training]"),
+    test_data: Path = typer.Option(None, help="Labelled data for the accuracy threshold. \\[default: the test metrics recorded with the version]"),
+    allow_contract_change: bool = typer.Option(False, "--allow-contract-change", help="Deploy even if the features, targets or classes differ from the live version's (recorded in the log)."),
+    lock_wait: float = typer.Option(60.0, min=0, help=LOCK_WAIT_HELP),
     config: Path = typer.Option(None, help=CONFIG_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Validate, back up, copy (verified), switch atomically, smoke-test and record; any failure restores the target."""
+    """Check the contract, validate, back up, copy (verified), switch atomically, smoke-test and record; any failure restores the target."""
     from efimero.config import load_environments_config
     from efimero.deploy import deploy as run_deploy
 
     record = run_deploy(source, target, version=version, validate=validate, backup=backup_existing,
-                        test_data=test_data, environments=load_environments_config(config), echo=_echo(json_output))
+                        test_data=test_data, allow_contract_change=allow_contract_change, lock_wait_s=lock_wait,
+                        environments=load_environments_config(config), echo=_echo(json_output))
     _render(record, json_output)
 
 
@@ -51,6 +55,7 @@ def deploy(
 def rollback(
     target: str = typer.Option(..., help=TARGET_HELP),
     to: str = typer.Option(None, help="Version to go back to. \\[default: the version live before the current one]"),
+    lock_wait: float = typer.Option(60.0, min=0, help=LOCK_WAIT_HELP),
     config: Path = typer.Option(None, help=CONFIG_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -58,7 +63,8 @@ def rollback(
     from efimero.config import load_environments_config
     from efimero.deploy import rollback as run_rollback
 
-    record = run_rollback(target, to=to, environments=load_environments_config(config), echo=_echo(json_output))
+    record = run_rollback(target, to=to, lock_wait_s=lock_wait, environments=load_environments_config(config),
+                          echo=_echo(json_output))
     _render(record, json_output)
 
 

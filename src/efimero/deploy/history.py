@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from efimero._io import atomic_write_json, exclusive_lock
+from efimero.registry import DEPLOYMENT_LOG_FILE
 from efimero.errors import RegistryFormatError
 
-LOG_FILE = "deployments.json"
+LOG_FILE = DEPLOYMENT_LOG_FILE  # the registry reads it too, to find the version live before a damaged one
 _LOCK = ".deployments.lock"
 
 

@@ -1,11 +1,16 @@
 """Deploying a registry version to an environment, and rolling an environment back.
 
-Deployment steps (the training scripts guide): validate against the target's thresholds, back
-up what the target serves, copy the version (verified after the copy), switch the target's
-live pointer atomically, smoke-test what is now live, prune old versions, record everything.
+Deployment steps (the training scripts guide): check that the candidate serves the live
+version's contract, validate against the target's thresholds, back up what the target serves,
+copy the version (verified after the copy), switch the target's live pointer atomically,
+smoke-test what is now live, prune old versions, record everything.
+
 A failure at any step puts the pointer back and removes a version this deployment added, so
-the target is as it was; a SIGKILL at any moment leaves the pointer on a complete version,
-because copies become visible only whole and the pointer moves in one rename.
+the target is as it was, and the record says ``failed``; an exception that is not an
+:class:`EfimeroError` (a bug) does the same and is then re-raised with its traceback. A
+SIGKILL at any moment leaves the pointer on a complete version, because copies become visible
+only whole and the pointer moves in one rename. One deployment or rollback runs per target at
+a time (``_lock.target_lock``); the live version is read once that lock is held.
 """
 
 from __future__ import annotations
@@ -16,12 +21,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from efimero.config import Environment, EnvironmentsConfig, ValidationSettings
+from efimero.deploy._lock import target_lock
+from efimero.deploy.contract import Contract, contract_changes
 from efimero.deploy.history import DeploymentLog, DeploymentRecord, Step, _now
 from efimero.errors import DeployError, EfimeroError
 from efimero.gate import GateReport, run_validation
 from efimero.registry import Registry, verify
 
 logger = logging.getLogger(__name__)
+
+LOCK_WAIT_S = 60.0
+"""How long a deployment or rollback waits for another one of the same target by default."""
+
 
 def thresholds(environment: Environment) -> ValidationSettings:
     """The validation gate's settings from an environment's performance thresholds."""
@@ -36,12 +47,18 @@ def _failed_checks(report: GateReport) -> str:
     return "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.passed)
 
 
+def _describe(exc: BaseException) -> str:
+    """An EfimeroError's own message; anything else (a bug, an interrupt) is named with its type."""
+    return str(exc) if isinstance(exc, EfimeroError) else f"{type(exc).__name__}: {exc}"
+
+
 class _Run:
-    """Runs named steps, timing and recording each; a failing step raises DeployError."""
+    """Runs named steps, timing and recording each; an EfimeroError in a step becomes DeployError."""
 
     def __init__(self, record: DeploymentRecord, log: DeploymentLog, echo: Callable[[Step], None] | None) -> None:
         self.record, self.log, self.echo = record, log, echo
         self.switched = False
+        log.save(record)
 
     def switch(self, registry: Registry, name: str, previous: str | None) -> None:
         """The atomic pointer switch, remembered so that a later failure can undo it."""
@@ -52,14 +69,20 @@ class _Run:
         self.step("switch", action)
 
     def step(self, name: str, action: Callable[[], str]) -> None:
+        """Run and record one step; an EfimeroError becomes DeployError, anything else propagates."""
         started = time.perf_counter()
         try:
-            detail, ok = action(), True
-        except EfimeroError as exc:
-            detail, ok = str(exc), False
-        self.add(Step(name, ok, detail, round((time.perf_counter() - started) * 1000, 1)))
-        if not ok:
-            raise DeployError(f"{name} failed: {detail}")
+            detail = action()
+        except BaseException as exc:
+            self.add(Step(name, False, _describe(exc), self._ms(started)))
+            if isinstance(exc, EfimeroError):
+                raise DeployError(f"{name} failed: {exc}") from exc
+            raise
+        self.add(Step(name, True, detail, self._ms(started)))
+
+    @staticmethod
+    def _ms(started: float) -> float:
+        return round((time.perf_counter() - started) * 1000, 1)
 
     def add(self, step: Step) -> None:
         self.record.steps.append(step)
@@ -67,7 +90,20 @@ class _Run:
         if self.echo:
             self.echo(step)
 
-    def finish(self, status: str, error: str | None = None) -> DeploymentRecord:
+    def conclude(self, steps: Callable[[], None], undo: Callable[[], None]) -> DeploymentRecord:
+        """Run ``steps``; on any failure ``undo`` and record ``failed``. A bug is re-raised after that."""
+        try:
+            steps()
+        except EfimeroError as exc:
+            undo()
+            return self._finish("failed", str(exc))
+        except BaseException as exc:
+            undo()
+            self._finish("failed", _describe(exc))
+            raise
+        return self._finish("success")
+
+    def _finish(self, status: str, error: str | None = None) -> DeploymentRecord:
         self.record.status, self.record.error, self.record.finished_at = status, error, _now()
         self.log.save(self.record)
         return self.record
@@ -80,6 +116,25 @@ def _smoke(target: Registry, version: str, environment: Environment) -> str:
     return "live version loads, verifies, predicts in schema and within latency"
 
 
+def _check_contract(source: Registry, name: str, target: Registry, live: str, *, allow_change: bool) -> str:
+    """Refuse a candidate whose features or targets differ from the live version's (see ``contract``)."""
+    allowed = "allowed by --allow-contract-change"
+    try:
+        live_contract = Contract.of(target.load(live))
+    except EfimeroError as exc:
+        if allow_change:
+            return f"contract of the live {live} not checked ({exc}); {allowed}"
+        raise DeployError(f"the contract of the live {live} cannot be read ({exc}). Pass --allow-contract-change "
+                          "to deploy without comparing it.") from exc
+    changes = contract_changes(live_contract, Contract.of(source.load(name)))
+    if not changes:
+        return f"{name} reads the same features and serves the same targets and classes as the live {live}"
+    if allow_change:
+        return f"contract change {allowed}: {'; '.join(changes)}"
+    raise DeployError(f"{'; '.join(changes)}. Deploy a version with the live contract, or pass "
+                      "--allow-contract-change once the clients are ready for the change.")
+
+
 def deploy(
     source: str | Path,
     target: str,
@@ -88,14 +143,25 @@ def deploy(
     validate: bool | None = None,
     backup: bool | None = None,
     test_data: str | Path | None = None,
+    allow_contract_change: bool = False,
+    lock_wait_s: float = LOCK_WAIT_S,
     environments: EnvironmentsConfig | None = None,
     echo: Callable[[Step], None] | None = None,
 ) -> DeploymentRecord:
     """Deploy ``version`` of the registry ``source`` to environment ``target``.
 
     ``validate`` and ``backup`` default to the environment's ``validation_required`` and
-    ``backup_enabled``. Returns the deployment record (``status`` success or failed); only
-    problems found before anything is recorded (unknown target or version) raise.
+    ``backup_enabled``. A candidate whose contract (features, targets, classes) differs from
+    the live version's is refused unless ``allow_contract_change``, which the record keeps.
+
+    Returns:
+        The deployment record (``status`` success or failed).
+
+    Raises:
+        DeployError: the target is still being deployed by another process after ``lock_wait_s``.
+        VersionNotFoundError: unknown version (with other problems found before anything is
+            recorded, such as an unknown target). Any other exception is a bug: it is recorded
+            as ``failed`` and the target restored before it propagates.
 
     Example:
         >>> record = deploy("models/", "staging", validate=True)  # doctest: +SKIP
@@ -105,82 +171,89 @@ def deploy(
     source_registry = Registry(source)
     name = source_registry.resolve(version)
     target_registry = Registry(environment.model_dir)
-    target_registry.root.mkdir(parents=True, exist_ok=True)
-    previous = target_registry.current()
-    log = DeploymentLog(target_registry.root)
-    record = DeploymentRecord("deploy", target, name, previous, source=str(source_registry.root))
-    log.save(record)
-    run = _Run(record, log, echo)
-    added = False
-    try:
-        if validate if validate is not None else environment.validation_required:
-            def validation() -> str:
-                report = run_validation(source_registry.root, version=name, test_data=test_data,
-                                        settings=thresholds(environment), recorded_metrics=test_data is None)
-                if not report.passed:
-                    raise DeployError(f"{name} does not meet the {target} thresholds: {_failed_checks(report)}")
-                return f"{name} meets the {target} thresholds ({', '.join(c.name for c in report.checks)})"
-            run.step("validation", validation)
-        if previous and (backup if backup is not None else environment.backup_enabled):
-            run.step("backup", lambda: f"{previous} copied to {target_registry.backup(previous)}")
+    with target_lock(target_registry.root, target=target, doing=f"deploy of {name}", wait_s=lock_wait_s):
+        previous = target_registry.current()
+        record = DeploymentRecord("deploy", target, name, previous, source=str(source_registry.root))
+        run = _Run(record, DeploymentLog(target_registry.root), echo)
+        added = False
 
-        def copy() -> str:
-            nonlocal added
-            added = target_registry.adopt(source_registry.path(name))
-            return f"{name} copied to {target_registry.root}, checksums verified" if added else f"{name} already in {target_registry.root}"
-        run.step("copy", copy)
+        def steps() -> None:
+            if previous:
+                run.step("contract", lambda: _check_contract(source_registry, name, target_registry, previous,
+                                                             allow_change=allow_contract_change))
+            if validate if validate is not None else environment.validation_required:
+                def validation() -> str:
+                    report = run_validation(source_registry.root, version=name, test_data=test_data,
+                                            settings=thresholds(environment), recorded_metrics=test_data is None)
+                    if not report.passed:
+                        raise DeployError(f"{name} does not meet the {target} thresholds: {_failed_checks(report)}")
+                    return f"{name} meets the {target} thresholds ({', '.join(c.name for c in report.checks)})"
+                run.step("validation", validation)
+            if previous and (backup if backup is not None else environment.backup_enabled):
+                run.step("backup", lambda: f"{previous} copied to {target_registry.backup(previous)}")
 
-        run.switch(target_registry, name, previous)
-        run.step("smoke test", lambda: _smoke(target_registry, name, environment))
-        keep = (previous,) if previous else ()
-        run.step("prune", lambda: f"removed {target_registry.prune(environment.max_versions_to_keep, keep=keep) or 'nothing'}")
-    except DeployError as exc:
-        _restore(run, target_registry, previous, name, added=added)
-        return run.finish("failed", str(exc))
-    return run.finish("success")
+            def copy() -> str:
+                nonlocal added
+                added = target_registry.adopt(source_registry.path(name))
+                return (f"{name} copied to {target_registry.root}, checksums verified" if added
+                        else f"{name} already in {target_registry.root}")
+            run.step("copy", copy)
+
+            run.switch(target_registry, name, previous)
+            run.step("smoke test", lambda: _smoke(target_registry, name, environment))
+            keep = (previous,) if previous else ()
+            run.step("prune", lambda: f"removed {target_registry.prune(environment.max_versions_to_keep, keep=keep) or 'nothing'}")
+
+        return run.conclude(steps, lambda: _restore(run, target_registry, previous, name, added=added))
 
 
 def _restore(run: _Run, target: Registry, previous: str | None, name: str, *, added: bool) -> None:
-    """Undo a failed deployment: pointer back first (what serves), then the added copy."""
+    """Undo a failed deployment: pointer back first (what serves), then the added copy.
+
+    Never raises: the failure being undone is what the caller reports; a failed restore is a
+    step of its own in the record (and a bug behind it is logged with its traceback).
+    """
     try:
         if run.switched:
             target.restore_pointer(previous)
         if added and name != previous:
             target.remove(name)
         run.add(Step("restore", True, f"target restored to {previous or 'no version'}"))
-    except EfimeroError as exc:
-        run.add(Step("restore", False, str(exc)))
+    except Exception as exc:
+        if not isinstance(exc, EfimeroError):
+            logger.exception("restoring %s after a failed deployment failed", target.root)
+        run.add(Step("restore", False, _describe(exc)))
 
 
 def rollback(
     target: str,
     *,
     to: str | None = None,
+    lock_wait_s: float = LOCK_WAIT_S,
     environments: EnvironmentsConfig | None = None,
     echo: Callable[[Step], None] | None = None,
 ) -> DeploymentRecord:
     """Point ``target`` back at the version it served before (or at ``to``), verified first.
 
     A damaged copy of the chosen version is restored from ``backups/`` when one is there.
+    Waits like :func:`deploy` for another deployment or rollback of the target.
     """
     environment = (environments or EnvironmentsConfig()).get(target)
     if not environment.rollback_enabled:
         raise DeployError(f"rollback is disabled for {target} (rollback_enabled: false in environments.yaml).")
     registry = Registry(environment.model_dir)
-    log = DeploymentLog(registry.root)
-    current = registry.current()
-    name = to or _previous_version(registry, log, current)
-    record = DeploymentRecord("rollback", target, name, current, source=str(registry.root))
-    log.save(record)
-    run = _Run(record, log, echo)
-    try:
-        run.step("integrity", lambda: _ensure_intact(registry, name))
-        run.switch(registry, name, current)
-        run.step("smoke test", lambda: _smoke(registry, name, environment))
-    except DeployError as exc:
-        _restore(run, registry, current, name, added=False)
-        return run.finish("failed", str(exc))
-    return run.finish("success")
+    with target_lock(registry.root, target=target, doing=f"rollback to {to or 'the previous version'}", wait_s=lock_wait_s):
+        log = DeploymentLog(registry.root)
+        current = registry.current()
+        name = to or _previous_version(registry, log, current)
+        run = _Run(DeploymentRecord("rollback", target, name, current, source=str(registry.root)), log, echo)
+
+        def steps() -> None:
+            run.step("integrity", lambda: _ensure_intact(registry, name))
+            run.switch(registry, name, current)
+            run.step("smoke test", lambda: _smoke(registry, name, environment))
+
+        return run.conclude(steps, lambda: _restore(run, registry, current, name, added=False))
 
 
 def _previous_version(registry: Registry, log: DeploymentLog, current: str | None) -> str:

@@ -2,15 +2,24 @@
 
 XGBoost's ``xgb_model`` continuation adds at most ``max_new_trees`` trees per model with the
 learning rate scaled by ``learning_rate_factor``; the scaler and the label sets stay as they
-are, so the updated version is a drop-in replacement. A new version is saved only when it
-beats the live one on held-out new data by ``min_improvement_threshold`` (relative) and its
-score on the live model's original test set falls by no more than ``forgetting_tolerance``.
+are, so the updated version is a drop-in replacement. New data holding a class label the live
+version never saw is therefore refused (:class:`~efimero.errors.UnseenLabelsError`, naming the
+file, column and labels): only full retraining can learn a new class.
+
+A new version is saved only when it beats the live one on held-out new data by
+``min_improvement_threshold`` (relative) and its score on the live model's original test set
+falls by no more than ``forgetting_tolerance``. That test set is rebuilt from the live model's
+training files; when one is gone, changed or unrecorded, ``scores["forgetting_check"]`` says
+``{"ran": False, "reason": ...}`` and the result's reason says "forgetting check not run".
+The saved version's ``metrics.json`` holds its own per-target metrics on the held-out new rows
+it was judged on, so the gate and deployments judge the updated models, not their parent.
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,35 +27,54 @@ import xgboost as xgb
 from sklearn.model_selection import train_test_split
 
 from efimero.config import ClassifierParams, IncrementalParameters, RegressorParams
+from efimero.gate import require_known_labels
 from efimero.registry import Registry
-from efimero.retrain._common import RetrainResult, load_rows, original_test_rows, score
+from efimero.retrain._common import (RetrainResult, combine, original_test_problem, original_test_rows,
+                                     read_files, score)
 from efimero.schema import CSS_TASK, TabularTask
-from efimero.training import ModelBundle, TrainedModel, row_weights, stratify_by
+from efimero.training import ModelBundle, TrainedModel, evaluate, row_weights, stratify_by, summary_scores
 from efimero.training._xgb import Runtime, booster_params
 
 
 def _continue(model: TrainedModel, x: np.ndarray, frame: pd.DataFrame, weight: np.ndarray | None,
               settings: IncrementalParameters, seed: int) -> TrainedModel:
-    """Add trees to one model on new rows (labels outside its label set are skipped)."""
+    """Add trees to one model on new rows (their labels are all in its label set)."""
     params_type = ClassifierParams if model.kind == "classifier" else RegressorParams
     params = params_type.model_validate(model.params)
     native = booster_params(params, Runtime(seed=seed, n_jobs=-1))
     native["eta"] = params.learning_rate * settings.learning_rate_factor
     if model.kind == "classifier":
-        codes = pd.Categorical(frame[model.targets[0]], categories=model.labels).codes
-        keep = codes >= 0
-        labels = codes[keep].astype(float)
+        labels = pd.Categorical(frame[model.targets[0]], categories=model.labels).codes.astype(float)
         native |= {"num_class": len(model.labels), "eval_metric": "mlogloss"}
     else:
-        keep = np.ones(len(frame), dtype=bool)
         labels = (frame[model.targets].to_numpy(dtype=float) - model.target_mean) / model.target_scale
         native["eval_metric"] = "rmse"
-    matrix = xgb.DMatrix(x[keep], label=labels, weight=None if weight is None else weight[keep])
+    matrix = xgb.DMatrix(x, label=labels, weight=weight)
     booster = xgb.train(native, matrix, num_boost_round=settings.max_new_trees, xgb_model=model.booster.copy())
     updated = copy.copy(model)
     updated.booster = booster
     updated.__post_init__()
     return updated
+
+
+def _new_rows(data: list[str | Path], live: ModelBundle, task: TabularTask) -> pd.DataFrame:
+    """Read the new files, refusing one whose class labels ``live`` cannot learn (see the module docstring)."""
+    frames = read_files(data, task)
+    for path, frame in zip(data, frames):
+        require_known_labels(live, frame, str(path))
+    return combine(frames, task)
+
+
+def _forgetting_check(registry: Registry, live: ModelBundle, updated: ModelBundle,
+                      settings: IncrementalParameters, task: TabularTask) -> dict[str, Any]:
+    """Compare both versions on the live model's original test rows; say why when those are unreachable."""
+    original = original_test_rows(registry, live, task)
+    if original is None:
+        return {"ran": False, "reason": f"the original test set cannot be rebuilt: {original_test_problem(live)}"}
+    current, candidate = score(live, original), score(updated, original)
+    drop = current["combined"] - candidate["combined"]
+    return {"ran": True, "passed": drop <= settings.forgetting_tolerance, "drop": drop,
+            "tolerance": settings.forgetting_tolerance, "current": current, "updated": candidate}
 
 
 def incremental(
@@ -60,6 +88,9 @@ def incremental(
 ) -> RetrainResult:
     """Update the live version with new rows; save it only if it is better (see the module docstring).
 
+    Raises:
+        UnseenLabelsError: a new file holds a class label the live version was never trained on.
+
     Example:
         >>> incremental(["data/production_data.csv"], models="models/").status  # doctest: +SKIP
         'success'
@@ -67,7 +98,7 @@ def incremental(
     settings = settings or IncrementalParameters()
     registry = Registry(models)
     live = registry.load()
-    frame = load_rows(list(data), task)
+    frame = _new_rows(list(data), live, task)
     result = RetrainResult("incremental", "skipped", "", parent_version=live.version, rows={"new": len(frame)})
     if len(frame) < settings.min_samples:
         result.reason = f"{len(frame)} new rows, fewer than min_samples {settings.min_samples}"
@@ -85,20 +116,17 @@ def incremental(
     current, candidate = (result.scores["new_holdout"][k]["combined"] for k in ("current", "updated"))
     improvement = (candidate - current) / abs(current) if current else float("inf")
     result.scores["improvement"] = improvement
-    original = original_test_rows(registry, live, task)
-    if original is not None:
-        result.scores["original_test"] = {"current": score(live, original), "updated": score(updated, original)}
-        drop = result.scores["original_test"]["current"]["combined"] - result.scores["original_test"]["updated"]["combined"]
-        result.scores["forgetting"] = drop
-        if drop > settings.forgetting_tolerance:
-            result.status = "no_improvement"
-            result.reason = (f"the original test score fell by {drop:.4f}, more than the tolerance "
-                             f"{settings.forgetting_tolerance} (catastrophic forgetting)")
-            return result
+    forgetting = result.scores["forgetting_check"] = _forgetting_check(registry, live, updated, settings, task)
+    if forgetting["ran"] and not forgetting["passed"]:
+        result.status = "no_improvement"
+        result.reason = (f"the original test score fell by {forgetting['drop']:.4f}, more than the tolerance "
+                         f"{settings.forgetting_tolerance} (catastrophic forgetting)")
+        return result
+    not_run = "" if forgetting["ran"] else f"; forgetting check not run: {forgetting['reason']}"
     if improvement < settings.min_improvement_threshold:
         result.status = "no_improvement"
         result.reason = (f"improvement {improvement:+.2%} on held-out new data is below "
-                         f"{settings.min_improvement_threshold:.0%}")
+                         f"{settings.min_improvement_threshold:.0%}{not_run}")
         return result
     if backup_current:
         registry.backup(live.version)
@@ -106,9 +134,9 @@ def incremental(
         "strategy": "incremental", "parent_version": live.version, "incremental": settings.model_dump(),
         "new_data_files": [str(p) for p in data], "rows": result.rows,
     }
-    metrics = live.metrics | {"incremental": result.scores, "summary": {
-        k: v for k, v in result.scores["new_holdout"]["updated"].items() if k != "combined"}}
+    judged = evaluate(updated, holdout)
+    metrics = judged | {"summary": summary_scores(judged), "incremental": result.scores}
     result.version = registry.save(updated, metrics=metrics, metadata=metadata)
     result.status = "success"
-    result.reason = f"improvement {improvement:+.2%} on held-out new data"
+    result.reason = f"improvement {improvement:+.2%} on held-out new data{not_run}"
     return result
