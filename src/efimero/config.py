@@ -261,8 +261,16 @@ DEFAULT_RETRAINING_CONFIG = Path("config/retraining.yaml")
 
 class TimeTrigger(_Strict):
     enabled: bool = True
-    min_days_since_last: float = Field(7, ge=0, description="Scheduled runs retrain only after this long")
+    min_days_since_last: float = Field(
+        7, ge=0, description="Scheduled runs never retrain a live version younger than this, whatever fired")
     max_days_since_last: float = Field(30, gt=0, description="Retrain at the latest after this long")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> TimeTrigger:
+        if self.min_days_since_last > self.max_days_since_last:
+            raise ValueError(f"min_days_since_last must not exceed max_days_since_last ({self.max_days_since_last:g}). "
+                             f"Got {self.min_days_since_last:g} instead.")
+        return self
 
 
 class VolumeTrigger(_Strict):
@@ -280,14 +288,23 @@ class PerformanceTrigger(_Strict):
 
 class DriftTrigger(_Strict):
     enabled: bool = True
-    feature_drift_threshold: float = Field(0.20, ge=0, le=1, description="Share of drifted features")
+    feature_drift_threshold: float = Field(
+        0.20, ge=0, le=1, description="Share of drifted features, each weighted by the live model's importance")
     prediction_drift_threshold: float = Field(0.15, ge=0, description="PSI of the served class shares")
+
+
+class NegativeFeedbackTrigger(_Strict):
+    enabled: bool = True
+    max_negative_share: float = Field(
+        0.25, ge=0, le=1, description="Share of sessions with negative feedback (rated 1–2, or naming another "
+        "class than the one served) above which retraining is triggered")
 
 
 class Triggers(_Strict):
     time_based: TimeTrigger = TimeTrigger()
     data_volume: VolumeTrigger = VolumeTrigger()
     performance: PerformanceTrigger = PerformanceTrigger()
+    negative_feedback: NegativeFeedbackTrigger = NegativeFeedbackTrigger()
     drift: DriftTrigger = DriftTrigger()
 
 
@@ -314,7 +331,7 @@ class FullParameters(_Strict):
 
 class FullStrategy(_Strict):
     min_days_since_last: float = Field(21, ge=0, description="Full retraining once the model is this old")
-    on_performance_trigger: bool = True
+    on_performance_trigger: bool = Field(True, description="Also on the negative-feedback trigger")
     on_drift_trigger: bool = True
     parameters: FullParameters = FullParameters()
 

@@ -7,10 +7,8 @@ import pytest
 from efimero.collect.quality import QualityReport, check_log
 from efimero.collect.targets import WEIGHTS, judge, targets
 from efimero.css import css_variables
+from tests.collect.conftest import SERVED_VALUES
 from tests.serve.conftest import PHONE_AT_NIGHT
-
-SERVED_VALUES = {"font_size_base": 17.0, "line_height_base": 1.55, "spacing_base": 11.0, "border_radius_base": 12.0,
-                 "color_primary_h": 250.0, "color_primary_s": 60.0, "color_primary_l": 65.0, "animation_duration": 220.0}
 
 
 def session(**changes) -> dict:

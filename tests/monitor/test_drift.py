@@ -15,7 +15,7 @@ from scipy.spatial import distance
 from typer.testing import CliRunner
 
 from efimero.cli.drift import drift
-from efimero.data._tables import write_table
+from efimero.data import write_table
 from efimero.data.generate import generate_dataset
 from efimero.errors import ConfigError, DataError
 from efimero.features import BUSINESS_HOURS, time_intensity

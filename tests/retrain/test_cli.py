@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from efimero.cli.main import app
-from efimero.data._tables import write_table
+from efimero.data import write_table
 from efimero.data.generate import generate_dataset
 
 runner = CliRunner()

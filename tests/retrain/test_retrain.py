@@ -80,5 +80,6 @@ def test_check_and_dry_runs_change_nothing(simulated, tmp_path, mode) -> None:
                      "drift": {"enabled": False}}}})
     run = auto_retrain(config, mode=mode, dry_run=mode == "scheduled")
     assert run.outcome == "checked" and run.new_version is None
-    assert {t["name"] for t in run.triggers} == {"time", "data_volume", "performance", "feature_drift", "prediction_drift"}
+    assert {t["name"] for t in run.triggers} == {"time", "data_volume", "performance", "negative_feedback",
+                                                 "feature_drift", "prediction_drift"}
     assert Registry(root).versions() == versions and not (tmp_path / "prod").exists()

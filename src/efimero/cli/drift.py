@@ -13,6 +13,7 @@ from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
 
 if TYPE_CHECKING:
     from efimero.monitor.drift import ColumnDrift
+    from efimero.bundle import ModelBundle
 
 
 def _cell(column: ColumnDrift, name: str) -> str:
@@ -23,23 +24,39 @@ def _cell(column: ColumnDrift, name: str) -> str:
 def _table(title: str, columns: list[ColumnDrift]) -> Table:
     from efimero.monitor.drift import get_statistic
 
+    weighted = any(column.importance is not None for column in columns)
     table = Table(title=title, title_justify="left")
-    for header in ("column", "type", "test", "p-value", "PSI", "W/σ", "JS", "drifted"):
+    for header in ("column", "type", *(["importance"] if weighted else []), "test", "p-value", "PSI", "W/σ", "JS",
+                   "drifted"):
         table.add_column(header, justify="left" if header in ("column", "type", "test") else "right")
     for column in columns:
         test = column.test
         test_name = get_statistic(test.name).label.removesuffix(" p") if test else "—"
-        table.add_row(escape(column.column), column.feature_type, test_name,
+        importance = [f"{column.importance:.3f}" if column.importance is not None else "—"] if weighted else []
+        table.add_row(escape(column.column), column.feature_type, *importance, test_name,
                       _cell(column, test.name) if test else "—", _cell(column, "psi"), _cell(column, "wasserstein"),
                       _cell(column, "jensen_shannon"), "yes" if column.drifted else "no",
                       style="red" if column.drifted else None)
     return table
 
 
+def live_version(models: Path | None) -> ModelBundle | None:
+    """The live version of ``models``, or None without ``--models`` or before its first version."""
+    from efimero.registry import Registry
+
+    if models is None or Registry(models).current() is None:
+        return None
+    return Registry(models).load()
+
+
 @reports_errors
 def drift(
-    reference: Path = typer.Option(..., help="Reference data, e.g. the training file (.csv, .json or .parquet)."),
+    reference: list[Path] | None = typer.Option(
+        None, "--reference", help="Reference data, e.g. the training file (.csv, .json or .parquet; repeat for "
+        "several). \\[default: every training file of --models' live version]"),
     current: Path = typer.Option(..., help="Current data to check against the reference."),
+    models: Path | None = typer.Option(None, help="Registry whose live version weighs each feature by its importance "
+                                       "(and gives the reference when --reference is not given)."),
     output: Path | None = typer.Option(None, help="Folder for drift.html, drift.json and one PNG per column."),
     categorical: list[str] | None = typer.Option(
         None, "--categorical", help="Treat this column as categorical (repeat it); replaces the inference."),
@@ -51,22 +68,30 @@ def drift(
 ) -> None:
     """KS, PSI, Wasserstein, Jensen–Shannon and chi² per feature, prediction drift and the verdict.
 
-    Exits 0 whether or not drift is found (it is information) and 1 when the data cannot be used.
+    With --models the verdict weighs each feature by the live model's importance (the unweighted
+    share is reported beside it); without, the unweighted share decides. Exits 0 whether or not
+    drift is found (it is information) and 1 when the data cannot be used.
     """
-    from efimero.data._tables import read_table
-    from efimero.monitor.drift import detect_drift, export_report
+    from efimero.data import read_table
+    from efimero.errors import DataError
+    from efimero.monitor.drift import choose_reference, detect_drift, export_report
 
-    ref, cur = read_table(reference), read_table(current)
+    chosen = choose_reference(reference or [], live_version(models))
+    if chosen.frame is None:
+        raise DataError(f"the reference data cannot be read: {chosen.problem}. Name it with --reference.")
+    ref, cur = chosen.frame, read_table(current)
     report = detect_drift(ref, cur, categorical=categorical or None, prediction_columns=prediction_column or None,
-                          share_threshold=share_threshold)
-    paths = export_report(report, ref, cur, output, labels=(reference.name, current.name)) if output else None
+                          share_threshold=share_threshold, importance=chosen.importance)
+    label = ", ".join(f.path.name for f in chosen.files) if reference else chosen.source
+    paths = export_report(report, ref, cur, output, labels=(label, current.name)) if output else None
     if json_output:
-        payload = {"reference": str(reference), "current": str(current), **report.to_dict()}
+        payload = {"reference": chosen.source, "reference_files": [f.to_dict() for f in chosen.files],
+                   "current": str(current), **report.to_dict()}
         if paths:
             payload["report"] = {"html": str(paths[0]), "json": str(paths[1])}
         emit_json(payload)
         return
-    console.print(_table(f"Feature drift: {escape(reference.name)} → {escape(current.name)}", report.features))
+    console.print(_table(f"Feature drift: {escape(label)} → {escape(current.name)}", report.features))
     if report.predictions:
         console.print(_table("Prediction drift (predicted classes)", report.predictions))
     moved = report.drifted_features or report.prediction_drift

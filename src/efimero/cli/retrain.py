@@ -7,6 +7,7 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
@@ -22,22 +23,26 @@ def collect(
     min_session_duration: int = typer.Option(10_000, min=0, help="Ignore shorter sessions (ms)."),
     db: str = typer.Option("sqlite:///data/efimero.db", help="Interaction store URL."),
     output: Path = typer.Option(Path("data/production_data.csv"), help="Training file to write (.csv/.json/.parquet)."),
-    validate: bool = typer.Option(False, "--validate", help="Drift against --reference: proceed / caution / abort."),
-    reference: Path = typer.Option(None, help="Training data of the live model. \\[default: the data_file of --models' current version]"),
-    models: Path = typer.Option(Path("models"), help="Registry whose live version gives the reference."),
+    validate: bool = typer.Option(False, "--validate",
+                                  help="Drift of every session against --reference: proceed / caution / abort."),
+    reference: list[Path] | None = typer.Option(
+        None, "--reference", help="Training data of the live model (repeat for several files). "
+        "\\[default: every training file of --models' live version]"),
+    models: Path = typer.Option(Path("models"), help="Registry whose live version gives the reference and the "
+                                "feature importance that weighs the drift share."),
     export_metadata: bool = typer.Option(False, "--export-metadata", help="Also write <output>_metadata.json."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Training rows from logged sessions: features recomputed, targets from behaviour, quality checked."""
+    from efimero.cli.drift import live_version
     from efimero.collect import collect as run_collect
-    from efimero.registry import Registry
+    from efimero.monitor.drift import choose_reference
 
-    if validate and reference is None:
-        reference = Path(Registry(models).load().metadata.get("data_file", ""))
+    chosen = choose_reference(reference or [], live_version(models)) if validate else None
     result = run_collect(db, start_date=start_date.date() if start_date else None,
                          end_date=end_date.date() if end_date else None, days_back=days_back,
                          min_session_duration_ms=min_session_duration, output=output, validate=validate,
-                         export_metadata=export_metadata, reference=reference if validate else None)
+                         export_metadata=export_metadata, reference=chosen)
     if json_output:
         emit_json(result.to_dict())
         return
@@ -47,10 +52,14 @@ def collect(
     console.print(f"  sessions: {result.statuses}; online accuracy "
                   f"{result.online_accuracy if result.online_accuracy is None else f'{result.online_accuracy:.3f}'}")
     console.print(f"  valid logs {quality.valid}, invalid {quality.invalid}: {dict(quality.reasons) or 'no problems'}")
-    if quality.drift_share is not None:
-        colour = {"proceed": "green", "caution": "yellow", "abort": "red"}[quality.recommendation]
-        console.print(f"  drift share {quality.drift_share:.2f} ({', '.join(quality.drifted_features) or 'none'}) → "
-                      f"[{colour}]{quality.recommendation}[/]")
+    colour = {"proceed": "green", "caution": "yellow", "abort": "red"}[quality.recommendation]
+    if result.drift is not None:
+        drifted = ", ".join(quality.drifted_features) or "none drifted"
+        console.print(f"  {result.drift.share_text} over {result.drift.current_rows} sessions ({drifted}) → "
+                      f"[{colour}]{quality.recommendation}[/]", highlight=False)
+    elif quality.drift_not_run:
+        console.print(f"  drift not checked: {escape(quality.drift_not_run)} → [{colour}]{quality.recommendation}[/]",
+                      highlight=False)
 
 
 def _show(result, json_output: bool) -> None:  # type: ignore[no-untyped-def]
@@ -108,6 +117,10 @@ def full_retrain(
                compare_with_current=compare_with_current, deploy_if_better=deploy_if_better, target=target), json_output)
 
 
+_STATUS_STYLE = {"fired": "[red]fired[/]", "not_fired": "not fired", "not_run": "[yellow]NOT RUN[/]",
+                 "disabled": "[dim]disabled[/]"}
+
+
 class Mode(str, Enum):
     check = "check"
     force = "force"
@@ -137,12 +150,12 @@ def auto_retrain(
         emit_json(run.to_dict())
     else:
         table = Table(title=f"Triggers (live {run.live_version})")
-        for column in ("trigger", "fired", "value", "threshold", "detail"):
+        for column in ("trigger", "status", "value", "threshold", "detail"):
             table.add_column(column)
         for t in run.triggers:
             value = "—" if t["value"] is None else f"{t['value']:.3g}"
             threshold = "—" if t["threshold"] is None else f"{t['threshold']:.3g}"
-            table.add_row(t["name"], "[red]yes[/]" if t["fired"] else "no", value, threshold, t["detail"])
+            table.add_row(t["name"], _STATUS_STYLE[t["status"]], value, threshold, escape(t["detail"]))
         console.print(table)
         for item in run.stages:
             console.print(f"  {item['stage']}: {item['seconds']:.1f} s {({k: v for k, v in item.items() if k not in ('stage', 'seconds', 'quality', 'log')})}", highlight=False)

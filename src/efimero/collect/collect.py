@@ -1,22 +1,33 @@
-"""`efimero collect`: production training data from the interaction store."""
+"""`efimero collect`: production training data from the interaction store.
+
+Two populations come out of one window. The training rows are the sessions whose behaviour or
+feedback gave a label (ambiguous ones are left out). Monitoring — online accuracy, negative
+feedback, served classes and feature drift — uses every valid session of the window, labelled
+or not: which sessions get a label depends on behaviour that depends on the features, so the
+labelled rows are a biased sample of the traffic (a window whose labelled rows showed 8 of 19
+features drifted showed only the 3 that had moved over all of its sessions).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from efimero._io import atomic_write_json, sha256_file
 from efimero.collect.quality import QualityReport, check_log
-from efimero.collect.targets import STATUSES, judge, targets
-from efimero.data._tables import read_table, write_table
+from efimero.collect.targets import STATUSES, judge, negative_feedback, targets
+from efimero.data import write_table
 from efimero.data.validate import validate_frame
 from efimero.errors import DataError
 from efimero.schema import CSS_TASK
 from efimero.store import latest_event_time, open_engine, sessions
+
+if TYPE_CHECKING:
+    from efimero.monitor.drift import DriftReport, ReferenceData
 
 
 @dataclass
@@ -28,7 +39,10 @@ class CollectResult:
     frame: pd.DataFrame
     quality: QualityReport
     judged: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """One row per valid session: event_time, status and the served classes (for monitoring)."""
+    """One row per valid session, labelled or not: event_time, status, negative_feedback, the served
+    classes and the 19 features (for monitoring)."""
+    drift: DriftReport | None = None
+    """The window's sessions against the reference (with ``validate``, when it could be measured)."""
     output: Path | None = None
     metadata_path: Path | None = None
 
@@ -72,12 +86,22 @@ def window(engine, *, start_date: date | None, end_date: date | None, days_back:
     return end - timedelta(days=days_back), end
 
 
-def drift_against(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[float, list[str]]:
-    """Share of drifted features of ``current`` against ``reference`` (the monitor's dataset test)."""
+def session_drift(reference: ReferenceData | None, judged: pd.DataFrame, quality: QualityReport) -> DriftReport | None:
+    """Feature drift of every valid session against ``reference``; records the shares, or why it could not run."""
     from efimero.monitor import detect_drift
 
-    report = detect_drift(reference[CSS_TASK.feature_names], current[CSS_TASK.feature_names])
-    return report.drift_share, report.drifted_features
+    if reference is None or reference.frame is None:
+        quality.drift_not_run = reference.problem if reference is not None else "no reference data was given"
+        return None
+    if judged.empty:
+        quality.drift_not_run = "no valid session in the window"
+        return None
+    features = CSS_TASK.feature_names
+    report = detect_drift(reference.frame[features], judged[features], prediction_columns=[],
+                          importance=reference.importance)
+    quality.drift_share, quality.weighted_drift_share = report.drift_share, report.weighted_drift_share
+    quality.drifted_features = report.drifted_features
+    return report
 
 
 def collect(
@@ -90,13 +114,15 @@ def collect(
     output: str | Path | None = None,
     validate: bool = False,
     export_metadata: bool = False,
-    reference: str | Path | None = None,
+    reference: ReferenceData | None = None,
     max_rows: int | None = None,
 ) -> CollectResult:
     """Read sessions in a window, recompute features, derive targets, check quality, write rows.
 
-    ``reference`` is the training data of the live model; with ``validate`` the new rows are
-    tested for drift against it (proceed / caution / abort). ``max_rows`` keeps the newest rows.
+    ``reference`` is the training data of the live model (see
+    :func:`efimero.monitor.drift.reference_of`); with ``validate`` every valid session of the
+    window is tested for drift against it (proceed / caution / abort), or the quality report says
+    why it could not be. ``max_rows`` keeps the newest training rows.
     """
     engine = open_engine(db_url)
     try:
@@ -113,7 +139,8 @@ def collect(
         quality.valid += 1
         verdict = judge(session)
         judged.append({"event_time": session["event_time"], "status": verdict.status,
-                       **{f"css_class_{g}": label for g, label in session["css_classes"].items()}})
+                       "negative_feedback": negative_feedback(session),
+                       **{f"css_class_{g}": label for g, label in session["css_classes"].items()}, **features})
         if verdict.usable:
             labels, weight = targets(session, features, verdict)
             rows.append({**features, **labels, "sample_weight": weight})
@@ -123,9 +150,9 @@ def collect(
         frame, _ = validate_frame(frame, source=f"rows collected from {db_url}")
         if max_rows is not None:
             frame = frame.tail(max_rows).reset_index(drop=True)
-    if validate and reference is not None and len(frame):
-        quality.drift_share, quality.drifted_features = drift_against(read_table(reference), frame)
-    result = CollectResult(start, end, frame, quality, judged=pd.DataFrame(judged))
+    judged_frame = pd.DataFrame(judged)
+    drift = session_drift(reference, judged_frame, quality) if validate else None
+    result = CollectResult(start, end, frame, quality, judged=judged_frame, drift=drift)
     if output is not None:
         result.output = write_table(frame, output)
         if export_metadata:

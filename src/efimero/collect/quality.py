@@ -4,8 +4,11 @@ Per-log rules (the retraining guidelines, completed): the context is a valid bro
 (viewport and screen > 0, DPR > 0, known enum values), session duration, interactions, page
 load and rendering times are ≥ 0, bounce rate, scroll depth and click-through rate lie in
 [0, 1], a rating is 1–5, and the recomputed features are finite and inside the schema's
-ranges. The recommendation comes from the drift of the new data against the training data of
-the live model: ``proceed``, ``caution`` above 0.3, ``abort`` above 0.5 (share of drifted features).
+ranges. The recommendation comes from the drift of the window's sessions against the training
+data of the live model: ``proceed``, ``caution`` above 0.3, ``abort`` above 0.5 (share of drifted
+features, weighted by the live model's feature importance when known). When drift was asked
+for but could not be measured (``drift_not_run`` says why), the recommendation is ``caution``:
+an unchecked window is not a clean one.
 """
 
 from __future__ import annotations
@@ -34,24 +37,37 @@ class QualityReport:
     valid: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     drift_share: float | None = None
+    """Unweighted share of drifted features (None when drift was not measured)."""
+    weighted_drift_share: float | None = None
+    """Importance-weighted share (None without the live model's importance); decides when present."""
     drifted_features: list[str] = field(default_factory=list)
+    drift_not_run: str | None = None
+    """Why drift was asked for but not measured."""
 
     @property
     def invalid(self) -> int:
         return self.total - self.valid
 
     @property
+    def decision_share(self) -> float | None:
+        return self.drift_share if self.weighted_drift_share is None else self.weighted_drift_share
+
+    @property
     def recommendation(self) -> str:
-        """proceed / caution / abort from the drift share (caution > 0.3, abort > 0.5)."""
-        if self.drift_share is None or self.drift_share <= CAUTION_DRIFT:
-            return "proceed" if self.valid else "abort"
-        return "abort" if self.drift_share > ABORT_DRIFT else "caution"
+        """proceed / caution / abort from the drift share (caution > 0.3 or unmeasured, abort > 0.5)."""
+        if not self.valid:
+            return "abort"
+        share = self.decision_share
+        if share is None:
+            return "caution" if self.drift_not_run else "proceed"
+        return "abort" if share > ABORT_DRIFT else "caution" if share > CAUTION_DRIFT else "proceed"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "total_logs": self.total, "valid_logs": self.valid, "invalid_logs": self.invalid,
             "invalid_reasons": dict(self.reasons.most_common()), "drift_share": self.drift_share,
-            "drifted_features": self.drifted_features, "recommendation": self.recommendation,
+            "weighted_drift_share": self.weighted_drift_share, "drifted_features": self.drifted_features,
+            "drift_not_run": self.drift_not_run, "recommendation": self.recommendation,
         }
 
 

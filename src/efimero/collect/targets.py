@@ -16,6 +16,10 @@ All the rules live here. A session is
 Explicit feedback beats all of that: a class label named in ``ui_preference_feedback`` (e.g.
 "densidad-alta") is the target of its group in any session, and the row is kept.
 
+**Negative feedback** (the guidelines' ``user_feedback_negative_rate`` trigger) is what the
+visitor said, not what behaviour suggests: a rating of 1–2, or feedback naming a class other
+than the one served in its group.
+
 Each row gets a ``sample_weight`` by the strength of its evidence: explicit feedback 3,
 confirmed 1, heuristic 0.5 (``efimero train`` reads the column when present).
 """
@@ -72,10 +76,24 @@ def feedback_labels(text: str | None) -> dict[str, str]:
     return {_LABEL_TO_GROUP[label]: label for label in _LABEL_PATTERN.findall(text or "")}
 
 
+def _rating(session: dict[str, Any]) -> int | None:
+    rating = session.get("user_satisfaction")
+    return None if rating is None or rating != rating else int(rating)
+
+
+def negative_feedback(session: dict[str, Any]) -> bool:
+    """Whether the visitor said the served style was wrong: rated 1–2, or named another class of a group."""
+    rating = _rating(session)
+    if rating is not None and rating <= DISSATISFIED_MAX_RATING:
+        return True
+    served = session["css_classes"]
+    named = feedback_labels(session.get("ui_preference_feedback"))
+    return any(served.get(group) != label for group, label in named.items())
+
+
 def judge(session: dict[str, Any]) -> Verdict:
     """Confirmed, rejected or ambiguous, plus any explicit labels (see the module docstring)."""
-    rating = session.get("user_satisfaction")
-    rating = None if rating is None or rating != rating else int(rating)
+    rating = _rating(session)
     if engaged(session) or (rating is not None and rating >= SATISFIED_MIN_RATING):
         status = "confirmed"
     elif (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,12 +11,15 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from efimero.data._tables import read_table
+from efimero.data import read_table
 from efimero.data.validate import validate_frame
 from efimero.errors import DataError
+from efimero.data import check_training_files, training_files
 from efimero.registry import Registry
 from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import ModelBundle, evaluate, stratify_by, summary_scores
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -33,15 +38,24 @@ class RetrainResult:
         return asdict(self)
 
 
-def load_rows(paths: list[str | Path], task: TabularTask = CSS_TASK) -> pd.DataFrame:
-    """Read and validate one or more data files (duplicates allowed: production repeats itself)."""
+def read_files(paths: Sequence[str | Path], task: TabularTask = CSS_TASK) -> list[pd.DataFrame]:
+    """Read and validate each data file (duplicates allowed: production repeats itself)."""
     if not paths:
         raise DataError("give at least one --data file.")
-    frames = [validate_frame(read_table(p), task=task, source=str(p), allow_duplicates=True)[0] for p in paths]
+    return [validate_frame(read_table(p), task=task, source=str(p), allow_duplicates=True)[0] for p in paths]
+
+
+def combine(frames: Sequence[pd.DataFrame], task: TabularTask = CSS_TASK) -> pd.DataFrame:
+    """The files' rows in order; rows of files without weights count 1."""
     frame = pd.concat(frames, ignore_index=True)
     if task.weight_column and task.weight_column in frame:
         frame[task.weight_column] = frame[task.weight_column].fillna(1.0)
     return frame
+
+
+def load_rows(paths: Sequence[str | Path], task: TabularTask = CSS_TASK) -> pd.DataFrame:
+    """Read, validate and combine one or more data files."""
+    return combine(read_files(paths, task), task)
 
 
 def score(bundle: ModelBundle, frame: pd.DataFrame) -> dict[str, float]:
@@ -51,18 +65,24 @@ def score(bundle: ModelBundle, frame: pd.DataFrame) -> dict[str, float]:
     return summary
 
 
+def original_test_problem(bundle: ModelBundle) -> str | None:
+    """Why the live model's original test rows cannot be rebuilt, or None when they can."""
+    return check_training_files(str(bundle.version), training_files(bundle.metadata))
+
+
 def original_test_rows(registry: Registry, bundle: ModelBundle, task: TabularTask = CSS_TASK) -> pd.DataFrame | None:
-    """The live model's own test rows, re-split from its training file with its saved settings.
+    """The live model's own test rows, re-split from all of its training files with its saved settings.
 
-    None when the file is gone or changed since (its sha256 no longer matches).
+    The files are combined as training combined them, so the split is the one training made.
+    None when a file is gone, changed since or was never hashed (:func:`original_test_problem`
+    says which); that is logged as a warning, since the forgetting check then cannot run.
     """
-    from efimero._io import sha256_file
-
-    path = Path(bundle.metadata.get("data_file", ""))
-    if not path.is_file() or sha256_file(path) != bundle.metadata.get("data_sha256"):
+    problem = original_test_problem(bundle)
+    if problem is not None:
+        logger.warning("the original test rows of %s cannot be rebuilt: %s", bundle.version, problem)
         return None
     data = bundle.metadata["training_settings"]["data"]
-    frame = validate_frame(read_table(path), task=task, source=str(path), allow_duplicates=True)[0]
+    frame = load_rows([f.path for f in training_files(bundle.metadata)], task)
     _, test = train_test_split(frame, test_size=data["test_size"], random_state=data["random_state"],
                                stratify=stratify_by(frame, task.stratify_on))
     return test

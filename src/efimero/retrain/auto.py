@@ -1,5 +1,11 @@
 """`efimero auto-retrain`: triggers → strategy → collect → validate → retrain → validate → deploy.
 
+Whether a run retrains (:func:`decide`): ``force`` always; ``scheduled`` when a trigger fired
+and the live version is at least ``time_based.min_days_since_last`` days old; ``check`` and
+``--dry-run`` say what ``scheduled`` would do and change nothing. A trigger that could not be
+checked (``not_run``) is named in the decision and the record as such, never counted as
+"not fired".
+
 Every run is recorded in ``<models>/retraining_runs.json`` (stages with timings, triggers,
 decisions, outcome) for a later dashboard. A failed run removes what it made (the collected
 file, a version that did not become current) and leaves the live model alone.
@@ -17,15 +23,16 @@ from typing import Any
 
 from efimero._io import atomic_write_json, exclusive_lock
 from efimero.collect import collect
-from efimero.config import RetrainingConfig, load_training_config
-from efimero.data._tables import read_table
+from efimero.config import RetrainingConfig, RetrainingSettings, load_training_config
 from efimero.deploy import deploy
 from efimero.errors import EfimeroError
 from efimero.gate import run_validation
+from efimero.monitor.drift import ReferenceData, reference_of
 from efimero.registry import Registry
+from efimero.retrain._common import RetrainResult
 from efimero.retrain.full import full
 from efimero.retrain.incremental import incremental
-from efimero.retrain.triggers import Trigger, days_since_training, evaluate
+from efimero.retrain.triggers import FIRED, NOT_RUN, Trigger, days_since_training, evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +58,15 @@ class RetrainingRun:
 
     @property
     def fired(self) -> list[str]:
-        return [t["name"] for t in self.triggers if t["fired"]]
+        return [t["name"] for t in self.triggers if t["status"] == FIRED]
+
+    @property
+    def not_run(self) -> list[dict[str, str]]:
+        """The triggers that could not be checked, each with the reason."""
+        return [{"name": t["name"], "reason": t["detail"]} for t in self.triggers if t["status"] == NOT_RUN]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"fired": self.fired}
+        return asdict(self) | {"fired": self.fired, "not_run": self.not_run}
 
 
 def _record(models: Path, run: RetrainingRun) -> None:
@@ -72,14 +84,43 @@ def read_runs(models: str | Path) -> list[dict[str, Any]]:
 
 
 def choose_strategy(config: RetrainingConfig, triggers: list[Trigger], age_days: float) -> str:
-    """Full on performance or drift triggers (as configured) or an old model, else incremental."""
+    """Full on performance, negative-feedback or drift triggers (as configured) or an old model, else incremental."""
     strategies = config.retraining.strategies
     fired = {t.name for t in triggers if t.fired}
-    if (strategies.full.on_performance_trigger and "performance" in fired) or (
+    if (strategies.full.on_performance_trigger and fired & {"performance", "negative_feedback"}) or (
         strategies.full.on_drift_trigger and fired & {"feature_drift", "prediction_drift"}
     ) or age_days >= strategies.full.min_days_since_last or age_days > strategies.incremental.max_days_since_last:
         return "full"
     return "incremental"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a run retrains, and why in words (fired triggers, age, unchecked triggers)."""
+
+    retrain: bool
+    reason: str
+
+
+def decide(mode: str, settings: RetrainingSettings, triggers: list[Trigger], age_days: float) -> Decision:
+    """Force always retrains; otherwise a fired trigger does, unless the live version is younger than
+    ``time_based.min_days_since_last`` (when the time trigger is enabled). See the module docstring."""
+    fired = [t.name for t in triggers if t.fired]
+    time_based = settings.triggers.time_based
+    if mode == "force":
+        retrain, why = True, "forced"
+    elif not fired:
+        retrain, why = False, "no trigger fired"
+    elif time_based.enabled and age_days < time_based.min_days_since_last:
+        retrain, why = False, (f"the live version is {age_days:.1f} days old, younger than "
+                               f"time_based.min_days_since_last ({time_based.min_days_since_last:g} days)")
+    else:
+        retrain, why = True, "a trigger fired"
+    reason = f"{why}; fired: {', '.join(fired) or 'none'}"
+    unchecked = [f"{t.name} ({t.detail})" for t in triggers if t.status == NOT_RUN]
+    if unchecked:
+        reason += f"; could not check: {'; '.join(unchecked)}"
+    return Decision(retrain, reason)
 
 
 def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool = False) -> RetrainingRun:
@@ -103,12 +144,10 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
     try:
         collection = settings.data_collection
         output = None if dry_run or mode == "check" else collection.output_dir / f"production_{run.id}.csv"
-        reference_file = Path(live.metadata.get("data_file", ""))
-        reference = read_table(reference_file) if reference_file.is_file() else None
+        reference = reference_of(live)
         collected = collect(collection.db_url, days_back=settings.triggers.data_volume.collection_window_days,
                             min_session_duration_ms=collection.min_session_duration, output=output, validate=True,
-                            max_rows=collection.max_samples_per_collection,
-                            reference=reference_file if reference is not None else None)
+                            max_rows=collection.max_samples_per_collection, reference=reference)
         if output is not None:
             made.append(collected.output)
         stage("collect", rows=len(collected.frame), sessions=collected.statuses, online_accuracy=collected.online_accuracy,
@@ -117,21 +156,23 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         run.triggers = [t.to_dict() for t in triggers]
         age = days_since_training(live, datetime.now(timezone.utc))
         run.strategy = choose_strategy(config, triggers, age)
-        stage("triggers", fired=run.fired)
-        retrain = mode == "force" or (mode == "scheduled" and bool(run.fired))
-        fired = ", ".join(run.fired) or "none"
+        stage("triggers", fired=run.fired, not_run=[t["name"] for t in run.not_run])
+        if run.not_run:
+            logger.warning("retraining triggers not checked: %s",
+                           "; ".join(f"{t['name']} ({t['reason']})" for t in run.not_run))
+        decision = decide(mode, settings, triggers, age)
         if mode == "check" or dry_run:
-            wanted = mode == "force" or bool(run.fired)
-            run.decision = f"{'would retrain' if wanted else 'no retraining needed'} ({run.strategy}); fired: {fired}"
+            wanted = "would retrain" if decision.retrain else "would not retrain"
+            run.decision = f"{wanted} ({run.strategy}): {decision.reason}"
             run.outcome = "checked"
             return run
-        if not retrain:
-            run.decision, run.outcome = "no trigger fired", "skipped"
+        if not decision.retrain:
+            run.decision, run.outcome = f"no retraining: {decision.reason}", "skipped"
             return run
         if collected.quality.recommendation == "abort":
             raise EfimeroError(f"data quality says abort: {collected.quality.to_dict()}")
-        run.decision = f"retrain ({run.strategy}); fired: {', '.join(run.fired) or 'none (forced)'}"
-        result = _retrain(config, run.strategy, collected.output, reference_file if reference is not None else None)
+        run.decision = f"retrain ({run.strategy}): {decision.reason}"
+        result = _retrain(config, run.strategy, collected.output, reference)
         run.new_version = result.version
         stage("retrain", status=result.status, reason=result.reason, version=result.version)
         if result.status != "success":
@@ -160,14 +201,19 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         _record(models, run)
 
 
-def _retrain(config: RetrainingConfig, strategy: str, data: Path, reference: Path | None):  # type: ignore[no-untyped-def]
+def _retrain(config: RetrainingConfig, strategy: str, data: Path, reference: ReferenceData) -> RetrainResult:
     settings = config.retraining
     if strategy == "incremental":
         return incremental([data], models=settings.models_dir, settings=settings.strategies.incremental.parameters)
     parameters = settings.strategies.full.parameters
     training = load_training_config(overrides={"training": {"data": {
         "cv_folds": parameters.cv_folds, "test_size": parameters.test_split, "allow_duplicates": True}}})
-    files = [data] + ([reference] if parameters.include_training_data and reference else [])
+    files = [data]
+    if parameters.include_training_data:
+        if reference.problem is not None:
+            raise EfimeroError("strategies.full.parameters.include_training_data asks for the live version's training "
+                               f"data, which cannot be read: {reference.problem}. Restore the files or turn it off.")
+        files += [f.path for f in reference.files]
     return full(files, output=settings.models_dir, config=training, tune_hyperparams=parameters.hyperparameter_tuning)
 
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from efimero._api import library_versions
 from efimero.analysis.compare import B_BETTER, B_WORSE, NO_DIFFERENCE, Comparison, compare_versions
 from efimero.config import TrainingConfig, load_training_config
-from efimero.data._tables import write_table
+from efimero.data import write_table
 from efimero.deploy import deploy
+from efimero.data import data_metadata
 from efimero.registry import Registry
-from efimero.retrain._common import RetrainResult, load_rows, score
+from efimero.retrain._common import RetrainResult, combine, read_files, score
 from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import train
 
@@ -38,17 +40,24 @@ def full(
     target: str = "staging",
     task: TabularTask = CSS_TASK,
 ) -> RetrainResult:
-    """Retrain every model from scratch on ``data``; promote only a significantly better version."""
+    """Retrain every model from scratch on ``data``; promote only a significantly better version.
+
+    The version records every file it was trained on (path, sha256, rows: ``data_files``) and
+    the library versions, as ``efimero train`` does, so drift checks, ``collect --validate`` and
+    the next incremental run's forgetting check can read all of its training data.
+    """
     config = config or load_training_config()
     registry = Registry(output)
     live = registry.current()
-    frame = load_rows(list(data), task)
+    frames = read_files(list(data), task)
+    frame = combine(frames, task)
     trained = train(frame, task=task, settings=config.training, tune_hyperparams=tune_hyperparams)
     metadata = {
         "task": task.name, "algorithm": "xgboost", "strategy": "full", "parent_version": live,
         "hyperparameters": trained.hyperparameters, "training_settings": config.training.model_dump(mode="json"),
-        "data_file": ",".join(map(str, data)), "rows": trained.n_rows,
-        "training_duration_s": round(trained.duration_s, 3),
+        **data_metadata([(path, len(rows)) for path, rows in zip(data, frames, strict=True)]),
+        "rows": trained.n_rows, "training_duration_s": round(trained.duration_s, 3),
+        "library_versions": library_versions(),
     }
     version = registry.save(trained.bundle, metrics=trained.metrics, metadata=metadata, set_current=live is None,
                             max_versions_to_keep=config.registry.max_versions_to_keep)

@@ -12,8 +12,10 @@ name                module                  accepts      returns             thr
 ``chi2``            :mod:`.chi2`            categorical  p-value (< drift)   0.05
 ==================  ======================  ===========  ==================  ==========
 
-:func:`detect_drift` composes them per column (rule in :data:`DRIFT_RULE`) and
-:func:`export_report` writes the per-feature plots, ``drift.html`` and ``drift.json``.
+:func:`detect_drift` composes them per column (rule in :data:`DRIFT_RULE`), weighing the
+dataset verdict by the model's :func:`feature_importance` when given; :func:`reference_of` reads
+every training file of a registry version as the reference; :func:`export_report` writes the
+per-feature plots, ``drift.html`` and ``drift.json``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from efimero.monitor.drift.dataset import (  # noqa: E402  isort: skip
     FEATURE_DRIFT,
     NO_DRIFT,
     PREDICTION_DRIFT,
+    UNWEIGHTED_BASIS,
+    WEIGHTED_BASIS,
+    ZERO_IMPORTANCE_BASIS,
     ColumnDrift,
     DriftReport,
     column_drifted,
@@ -50,6 +55,13 @@ from efimero.monitor.drift.dataset import (  # noqa: E402  isort: skip
     infer_feature_types,
 )
 from efimero.monitor.drift.report import export_report, plot_drift  # noqa: E402  isort: skip
+from efimero.monitor.drift.reference import (  # noqa: E402  isort: skip
+    ReferenceData,
+    choose_reference,
+    feature_importance,
+    reference_from_files,
+    reference_of,
+)
 
 __all__ = [
     "DATASET_DRIFT",
@@ -61,16 +73,22 @@ __all__ = [
     "PSI_MODERATE",
     "PSI_SIGNIFICANT",
     "STATISTICS",
+    "UNWEIGHTED_BASIS",
+    "WEIGHTED_BASIS",
+    "ZERO_IMPORTANCE_BASIS",
     "ColumnDrift",
     "DriftReport",
     "DriftStatistic",
     "FeatureType",
+    "ReferenceData",
     "ScoreKind",
     "StatResult",
     "chi2_p_value",
+    "choose_reference",
     "column_drifted",
     "detect_drift",
     "export_report",
+    "feature_importance",
     "get_statistic",
     "infer_feature_types",
     "js_categorical",
@@ -80,6 +98,8 @@ __all__ = [
     "psi_band",
     "psi_categorical",
     "psi_numeric",
+    "reference_from_files",
+    "reference_of",
     "register",
     "statistics_for",
     "wasserstein_score",

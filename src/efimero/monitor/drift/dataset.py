@@ -20,8 +20,13 @@ Column types: explicit ``categorical`` columns; otherwise the kinds of
 categorical, e.g. ``user_density_group``); otherwise booleans, text and integer-valued columns
 with at most 10 distinct values are categorical and the rest numeric.
 
-The dataset verdict: ``drift_share`` is the share of feature columns that drifted, in [0, 1];
-the dataset drifted when it reaches ``share_threshold`` (default 0.5).
+The dataset verdict: ``drift_share`` is the share of feature columns that drifted, in [0, 1].
+Given the live model's feature ``importance``, each feature counts by its importance instead
+(``weighted_drift_share``): a share of 19 features lets a large shift in the three features the
+model relies on pass as 0.16 and lets a shift in features it never splits on count as much, so
+the weighted share is the one the verdict holds against ``share_threshold`` (default 0.5), with
+the unweighted share reported beside it. Without importance the unweighted share decides, and
+``share_basis`` says so.
 """
 
 from __future__ import annotations
@@ -62,9 +67,13 @@ TESTS: dict[str, str] = {"numeric": "ks", "categorical": "chi2"}
 DRIFT_RULE = (
     "a column drifted when its test is significant (KS for numeric, chi² for categorical columns: p below its "
     "threshold) and at least one distance reaches its threshold (PSI, Wasserstein/σ and Jensen–Shannon for numeric, "
-    "PSI and Jensen–Shannon for categorical columns); the dataset drifted when the share of drifted features reaches "
-    "the share threshold"
+    "PSI and Jensen–Shannon for categorical columns); the dataset drifted when the share of drifted features, each "
+    "weighted by the model's feature importance when given, reaches the share threshold"
 )
+WEIGHTED_BASIS = "each feature counts by the model's feature importance"
+UNWEIGHTED_BASIS = "no feature importance was given"
+ZERO_IMPORTANCE_BASIS = "the given importance is zero for every compared feature"
+"""``DriftReport.share_basis``: why the verdict used the weighted or the unweighted share."""
 
 Role = Literal["feature", "prediction"]
 
@@ -81,6 +90,8 @@ class ColumnDrift:
     stats: dict[str, StatResult]
     drifted: bool
     reason: str
+    importance: float | None = None
+    """The feature's share of the model's importance (features only, when importance was given)."""
 
     @property
     def test(self) -> StatResult | None:
@@ -95,10 +106,12 @@ class ColumnDrift:
 class DriftReport:
     """What :func:`detect_drift` found: per column, over the predictions, and for the dataset.
 
-    ``drift_share`` (the share of drifted features, in [0, 1]) is the dataset's drift score;
-    ``dataset_drift`` is ``drift_share >= share_threshold``. ``prediction_share`` is the share of
-    predicted class columns that drifted and ``prediction_drift`` whether any did (both ``None``
-    without prediction columns).
+    ``drift_share`` is the unweighted share of drifted features and ``weighted_drift_share`` the
+    importance-weighted one (``None`` without importance), both in [0, 1]; ``decision_share`` is
+    the one the verdict used (``share_basis`` says which and why) and ``dataset_drift`` is
+    ``decision_share >= share_threshold``. ``prediction_share`` is the share of predicted class
+    columns that drifted and ``prediction_drift`` whether any did (both ``None`` without
+    prediction columns).
     """
 
     reference_rows: int
@@ -106,6 +119,8 @@ class DriftReport:
     features: list[ColumnDrift]
     predictions: list[ColumnDrift]
     drift_share: float
+    weighted_drift_share: float | None
+    share_basis: str
     share_threshold: float
     dataset_drift: bool
     prediction_share: float | None
@@ -120,6 +135,16 @@ class DriftReport:
     def drifted_predictions(self) -> list[str]:
         return [c.column for c in self.predictions if c.drifted]
 
+    @property
+    def decision_share(self) -> float:
+        """The share the dataset verdict was decided on: weighted when importance was given."""
+        return self.drift_share if self.weighted_drift_share is None else self.weighted_drift_share
+
+    @property
+    def share_text(self) -> str:
+        """Both shares in words, the deciding one first (trigger details, summaries)."""
+        return _share_text(self.drift_share, self.weighted_drift_share, self.share_basis)
+
     def column(self, name: str) -> ColumnDrift:
         """The result of one feature or prediction column.
 
@@ -132,7 +157,7 @@ class DriftReport:
         raise DataError(f"column must be one of the compared columns. Got {name!r} instead.")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"drifted_predictions": self.drifted_predictions}
+        return asdict(self) | {"drifted_predictions": self.drifted_predictions, "decision_share": self.decision_share}
 
 
 def _is_integer_valued(values: pd.Series) -> bool:
@@ -231,7 +256,7 @@ def column_drifted(stats: Mapping[str, StatResult]) -> tuple[bool, str]:
 
 
 def _evaluate(name: str, role: Role, feature_type: FeatureType, reference: pd.Series, current: pd.Series,
-              thresholds: Mapping[str, float]) -> ColumnDrift:
+              thresholds: Mapping[str, float], importance: float | None = None) -> ColumnDrift:
     try:
         ref, cur = prepare_pair(reference, current, feature_type)
     except DataError as exc:
@@ -241,13 +266,45 @@ def _evaluate(name: str, role: Role, feature_type: FeatureType, reference: pd.Se
         score = statistic.implementation(feature_type)(ref, cur)
         stats[statistic.name] = statistic.result(score, thresholds[statistic.name])
     drifted, reason = column_drifted(stats)
-    return ColumnDrift(name, role, feature_type, len(ref), len(cur), stats, drifted, reason)
+    return ColumnDrift(name, role, feature_type, len(ref), len(cur), stats, drifted, reason, importance)
 
 
-def _summary(features: list[ColumnDrift], predictions: list[ColumnDrift], share: float, threshold: float) -> str:
+def _non_negative(value: Any) -> bool:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.isfinite(number) and number >= 0)
+
+
+def _weights(importance: Mapping[str, float] | None, names: Sequence[str]) -> tuple[dict[str, float] | None, str]:
+    """Each compared feature's share of ``importance`` (absent features count 0), and the share basis.
+
+    Raises:
+        DataError: an importance is negative or not a finite number.
+    """
+    if importance is None:
+        return None, UNWEIGHTED_BASIS
+    bad = [f"{name}={value!r}" for name, value in importance.items() if not _non_negative(value)]
+    if bad:
+        raise DataError(f"importance must map features to finite numbers ≥ 0. Got {format_list(bad)} instead.")
+    total = sum(float(importance.get(name, 0.0)) for name in names)
+    if total == 0:
+        return None, ZERO_IMPORTANCE_BASIS
+    return {name: float(importance.get(name, 0.0)) / total for name in names}, WEIGHTED_BASIS
+
+
+def _share_text(share: float, weighted: float | None, basis: str) -> str:
+    if weighted is None:
+        return f"unweighted drift share {share:.2f}, as {basis}"
+    return f"importance-weighted drift share {weighted:.2f}, unweighted {share:.2f}"
+
+
+def _summary(features: list[ColumnDrift], predictions: list[ColumnDrift], share: float, weighted: float | None,
+             basis: str, threshold: float) -> str:
     drifted = [c.column for c in features if c.drifted]
-    text = (f"{len(drifted)} of {len(features)} features drifted (share {share:.2f}; the dataset drifts from "
-            f"{threshold:g})" + (f": {format_list(drifted)}" if drifted else ""))
+    text = (f"{len(drifted)} of {len(features)} features drifted ({_share_text(share, weighted, basis)}; the "
+            f"dataset drifts from {threshold:g})" + (f": {format_list(drifted)}" if drifted else ""))
     if predictions:
         moved = [c.column for c in predictions if c.drifted]
         text += (f"; {len(moved)} of {len(predictions)} predicted class columns drifted"
@@ -258,7 +315,8 @@ def _summary(features: list[ColumnDrift], predictions: list[ColumnDrift], share:
 def detect_drift(reference: pd.DataFrame, current: pd.DataFrame, *, columns: Sequence[str] | None = None,
                  categorical: Sequence[str] | None = None, prediction_columns: Sequence[str] | None = None,
                  thresholds: Mapping[str, float] | None = None,
-                 share_threshold: float = DEFAULT_SHARE_THRESHOLD) -> DriftReport:
+                 share_threshold: float = DEFAULT_SHARE_THRESHOLD,
+                 importance: Mapping[str, float] | None = None) -> DriftReport:
     """Compare ``current`` with ``reference`` column by column and decide what drifted.
 
     Args:
@@ -272,14 +330,18 @@ def detect_drift(reference: pd.DataFrame, current: pd.DataFrame, *, columns: Seq
             both frames. Pass ``[]`` to skip prediction drift.
         thresholds: statistic name → threshold, overriding the defaults (``ks`` 0.05, ``chi2`` 0.05,
             ``psi`` 0.1, ``wasserstein`` 0.1, ``jensen_shannon`` 0.1).
-        share_threshold: share of drifted features from which the dataset drifted, in (0, 1].
+        share_threshold: share of drifted features from which the dataset drifted, in (0, 1]; held
+            against the importance-weighted share when ``importance`` is given.
+        importance: feature → importance of the model the data feeds (e.g.
+            :func:`~efimero.monitor.drift.feature_importance` of the live version); normalised over
+            the compared features, features it does not name count 0.
 
     Returns:
-        The :class:`DriftReport`; its ``drift_share`` is the dataset's drift score in [0, 1].
+        The :class:`DriftReport`; its ``decision_share`` is the dataset's drift score in [0, 1].
 
     Raises:
         DataError: a frame is empty, a named column is missing (or ``categorical`` names a column
-            not compared), or a column has no usable value.
+            not compared), a column has no usable value, or an importance is negative.
         ConfigError: a threshold names an unknown statistic or is out of range.
 
     Example:
@@ -308,22 +370,26 @@ def detect_drift(reference: pd.DataFrame, current: pd.DataFrame, *, columns: Seq
     if unknown:
         raise DataError(f"categorical must name compared feature columns ({format_list(names)}). "
                         f"Got {format_list(unknown)} instead.")
+    weights, basis = _weights(importance, names)
     types = infer_feature_types(reference, current, names, categorical=categorical)
-    features = [_evaluate(name, "feature", types[name], reference[name], current[name], limits) for name in names]
+    features = [_evaluate(name, "feature", types[name], reference[name], current[name], limits,
+                          None if weights is None else weights[name]) for name in names]
     outputs = [_evaluate(name, "prediction", "categorical", reference[name], current[name], limits)
                for name in predictions]
 
     share = sum(c.drifted for c in features) / len(features)
-    dataset_drift = share >= share_threshold
+    weighted = None if weights is None else float(min(sum(weights[c.column] for c in features if c.drifted), 1.0))
+    dataset_drift = (share if weighted is None else weighted) >= share_threshold
     prediction_share = sum(c.drifted for c in outputs) / len(outputs) if outputs else None
     prediction_drift = bool(prediction_share) if outputs else None
     verdict = (DATASET_DRIFT if dataset_drift else FEATURE_DRIFT if share > 0
                else PREDICTION_DRIFT if prediction_drift else NO_DRIFT)
     report = DriftReport(
         reference_rows=len(reference), current_rows=len(current), features=features, predictions=outputs,
-        drift_share=share, share_threshold=float(share_threshold), dataset_drift=dataset_drift,
-        prediction_share=prediction_share, prediction_drift=prediction_drift, verdict=verdict,
-        summary=_summary(features, outputs, share, share_threshold), thresholds=limits,
+        drift_share=share, weighted_drift_share=weighted, share_basis=basis, share_threshold=float(share_threshold),
+        dataset_drift=dataset_drift, prediction_share=prediction_share, prediction_drift=prediction_drift,
+        verdict=verdict, summary=_summary(features, outputs, share, weighted, basis, share_threshold),
+        thresholds=limits,
         drifted_features=[c.column for c in features if c.drifted],
     )
     logger.info("drift: %s (%s)", report.verdict, report.summary)

@@ -115,7 +115,7 @@ def _test_name(name: str) -> str:
     return get_statistic(name).label.removesuffix(" p")
 
 
-def _rows(columns: Sequence[ColumnDrift]) -> list[list[Any]]:
+def _rows(columns: Sequence[ColumnDrift], *, importance: bool = False) -> list[list[Any]]:
     def score(column: ColumnDrift, name: str) -> Any:
         result = column.stats.get(name)
         if result is None:
@@ -127,13 +127,16 @@ def _rows(columns: Sequence[ColumnDrift]) -> list[list[Any]]:
     for column in columns:
         test = column.test
         flag = "<span class='bad'>drifted</span>" if column.drifted else "<span class='good'>no</span>"
-        rows.append([column.column, column.feature_type, _test_name(test.name) if test else "—",
+        weight = [f"{column.importance:.3f}" if column.importance is not None else "—"] if importance else []
+        rows.append([column.column, column.feature_type, *weight, _test_name(test.name) if test else "—",
                      score(column, test.name) if test else "—", score(column, "psi"), score(column, "wasserstein"),
                      score(column, "jensen_shannon"), flag, column.reason])
     return rows
 
 
 _HEADERS = ["column", "type", "test", "p-value", "PSI", "W/σ", "JS", "drifted", "why"]
+_WEIGHTED_HEADERS = [*_HEADERS[:2], "importance", *_HEADERS[2:]]
+
 
 
 def export_report(report: DriftReport, reference: pd.DataFrame, current: pd.DataFrame, output_dir: str | Path, *,
@@ -157,12 +160,13 @@ def export_report(report: DriftReport, reference: pd.DataFrame, current: pd.Data
 
     output_dir = Path(output_dir)
     plots = plot_drift(report, reference, current, output_dir, labels=labels)
+    weighted = report.weighted_drift_share is not None
     css = "bad" if report.verdict == DATASET_DRIFT else "good" if report.verdict == NO_DRIFT else "neutral"
     sections = [("Verdict", f"<p class='verdict {css}'>{html.escape(report.verdict)}</p>"
                             f"<p>{html.escape(report.summary)}.</p>"
-                            f"<p class='meta'>Drift share {report.drift_share:.3f} (dataset drift from "
-                            f"{report.share_threshold:g}). Rule: {html.escape(report.rule)}.</p>")]
-    sections.append(("Features", table(_HEADERS, _rows(report.features))))
+                            f"<p class='meta'>Rule: {html.escape(report.rule)}.</p>")]
+    sections.append(("Features", table(_WEIGHTED_HEADERS if weighted else _HEADERS,
+                                       _rows(report.features, importance=weighted))))
     if report.predictions:
         sections.append(("Predicted classes", table(_HEADERS, _rows(report.predictions))))
     limits = [(name, statistic.description, statistic.kind.replace("_", "-"), ", ".join(statistic.feature_types),
