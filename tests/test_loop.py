@@ -16,7 +16,7 @@ import yaml
 from efimero._api import train
 from efimero.collect import collect
 from efimero.config import load_retraining_config, load_training_config
-from efimero.data._tables import read_table, write_table
+from efimero.data import read_table, write_table
 from efimero.data.generate import generate_dataset
 from efimero.deploy import deploy
 from efimero.monitor import detect_drift

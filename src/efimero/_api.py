@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from efimero._io import atomic_write_json, sha256_file
 from efimero.config import TrainingConfig, load_training_config
-from efimero.data._tables import write_table
+from efimero.data import data_metadata, write_table
 from efimero.data.generate import Pattern, describe_dataset, generate_dataset
 from efimero.data.validate import ValidationReport, load_training_data, validate_frame
 from efimero.registry import Registry
@@ -112,8 +112,7 @@ def train(
             for name, t in result.tuning.items()
         },
         "training_settings": settings.model_dump(mode="json"),
-        "data_file": str(data),
-        "data_sha256": sha256_file(Path(data)),
+        **data_metadata([(data, len(frame))]),
         "rows": result.n_rows,
         "training_duration_s": round(result.duration_s, 3),
         "library_versions": library_versions(),

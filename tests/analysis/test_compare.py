@@ -25,12 +25,12 @@ from efimero.analysis.compare import (
 )
 from efimero.cli.compare import compare
 from efimero.config import load_training_config
-from efimero.data._tables import write_table
+from efimero.data import write_table
 from efimero.data.generate import generate_dataset
 from efimero.data.validate import load_training_data
 from efimero.errors import DataError, EfimeroError
 from efimero.registry import Registry
-from efimero.training._model import Preprocessor
+from efimero.bundle import Preprocessor
 from efimero.training.metrics import evaluate
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from efimero._api import generate
-from efimero.data._tables import read_table
+from efimero.data import read_table
 from efimero.data.generate import generate_dataset
 from efimero.data.validate import validate_frame
 from efimero.schema import CSS_TASK

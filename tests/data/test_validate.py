@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from efimero.data._tables import write_table
+from efimero.data import write_table
 from efimero.data.validate import load_training_data
 from efimero.errors import DataError, DataValidationError
 

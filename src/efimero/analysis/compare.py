@@ -23,7 +23,7 @@ from sklearn.metrics import f1_score, mean_absolute_error, r2_score
 from efimero.analysis._report import image_tag, load_version, save_figure, table, write_report
 from efimero.data.validate import load_training_data
 from efimero.errors import ComparisonError, DataError, EfimeroError, format_list
-from efimero.training._model import ModelBundle, TrainedModel
+from efimero.bundle import ModelBundle, TrainedModel
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import shap
 import xgboost as xgb
 
-from efimero.training import ModelBundle
+from efimero.bundle import ModelBundle
 
 
 @dataclass(frozen=True)

@@ -5,30 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from efimero.training import ModelBundle
+from efimero.bundle import ModelBundle
 
 IMPORTANCE_TYPES = ("gain", "weight")
 
 
 def model_importance(bundle: ModelBundle) -> pd.DataFrame:
-    """Long table: model, kind, feature, gain, weight; each measure sums to 1 within a model.
-
-    XGBoost names features f0…f18 when trained on arrays; they are mapped back to the
-    bundle's feature names. Features a model never splits on get 0.
-    """
-    rows = []
-    for name, model in bundle.models.items():
-        scores = {kind: model.booster.get_score(importance_type=kind) for kind in IMPORTANCE_TYPES}
-        totals = {kind: sum(values.values()) or 1.0 for kind, values in scores.items()}
-        for index, feature in enumerate(bundle.feature_names):
-            key = f"f{index}" if f"f{index}" in scores["gain"] or f"f{index}" in scores["weight"] else feature
-            rows.append({
-                "model": name,
-                "kind": model.kind,
-                "feature": feature,
-                **{kind: scores[kind].get(key, 0.0) / totals[kind] for kind in IMPORTANCE_TYPES},
-            })
-    return pd.DataFrame(rows)
+    """Long table: model, kind, feature, gain, weight; each measure sums to 1 within a model."""
+    shares = {kind: bundle.importance(kind) for kind in IMPORTANCE_TYPES}
+    return pd.DataFrame([
+        {"model": name, "kind": model.kind, "feature": feature,
+         **{kind: float(shares[kind][name][index]) for kind in IMPORTANCE_TYPES}}
+        for name, model in bundle.models.items()
+        for index, feature in enumerate(bundle.feature_names)
+    ])
 
 
 def combined_ranking(importance: pd.DataFrame, measure: str = "gain") -> pd.DataFrame:

@@ -11,7 +11,7 @@ from fastapi import HTTPException, Request
 from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import ServiceMetrics
 from efimero.store import InteractionStore
-from efimero.training import ModelBundle
+from efimero.bundle import ModelBundle
 
 
 async def get_holder(request: Request) -> ModelHolder:

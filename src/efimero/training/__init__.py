@@ -1,6 +1,6 @@
 """Training: XGBoost models per target, tuning, cross-validation and test metrics."""
 
-from efimero.training._model import ClassPrediction, ModelBundle, Prediction, Preprocessor, TrainedModel
+from efimero.bundle import ClassPrediction, ModelBundle, Prediction, Preprocessor, TrainedModel
 from efimero.training.fit import TrainingResult, row_weights, stratify_by, total_steps, train
 from efimero.training.metrics import evaluate, summary_scores
 from efimero.training.tune import TuningResult, cross_validate, tune

@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, log_loss, r2_score, root_mean_square
 
 from efimero.config import ClassifierParams, ModelSettings, RegressorParams, XGBoostParams
 from efimero.schema import TabularTask
-from efimero.training._model import ModelKind, TrainedModel
+from efimero.bundle import ModelKind, TrainedModel
 from efimero.training._xgb import Runtime, fit_classifier, fit_regressor
 
 

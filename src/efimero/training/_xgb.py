@@ -12,7 +12,7 @@ import xgboost as xgb
 
 from efimero.config import ClassifierParams, RegressorParams, XGBoostParams
 from efimero.errors import TrainingError
-from efimero.training._model import TrainedModel
+from efimero.bundle import TrainedModel
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 from efimero.config import TrainingSettings
 from efimero.errors import TrainingError
 from efimero.schema import TabularTask
-from efimero.training._model import ModelBundle, Preprocessor
+from efimero.bundle import ModelBundle, Preprocessor
 from efimero.training._spec import ModelSpec, model_specs
 from efimero.training._xgb import Runtime, check_gpu
 from efimero.training.metrics import evaluate, summary_scores

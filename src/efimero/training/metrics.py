@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, log_loss, mean_absolute_error, r2_score, root_mean_squared_error
 
-from efimero.training._model import ModelBundle, TrainedModel
+from efimero.bundle import ModelBundle, TrainedModel
 
 
 def classification_metrics(model: TrainedModel, y_true: pd.Series, probabilities: np.ndarray) -> dict[str, float]:

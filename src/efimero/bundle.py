@@ -1,4 +1,4 @@
-"""Trained models and their preprocessing, shared by training, the registry and serving.
+"""Trained models and their preprocessing: what a registry version holds and serving predicts with.
 
 A :class:`ModelBundle` is what a registry version holds: the feature order, the scaler and
 named models. Prediction lives here, once, so training metrics and live predictions go
@@ -143,6 +143,29 @@ class ModelBundle:
     @property
     def feature_names(self) -> list[str]:
         return self.preprocessor.feature_names
+
+    def importance(self, importance_type: str = "gain") -> dict[str, np.ndarray]:
+        """Per model, each feature's share of the model's total importance, in feature order.
+
+        XGBoost names features f0…f18 when trained on arrays; they map back to the bundle's
+        feature order. Features a model never splits on get 0; each model's shares sum to 1.
+        """
+        shares = {}
+        for name, model in self.models.items():
+            scores = model.booster.get_score(importance_type=importance_type)
+            total = sum(scores.values()) or 1.0
+            shares[name] = np.array([scores.get(f"f{index}", scores.get(feature, 0.0)) / total
+                                     for index, feature in enumerate(self.feature_names)])
+        return shares
+
+    def combined_importance(self, importance_type: str = "gain") -> dict[str, float]:
+        """The guide's combined importance per feature: the mean of the classifiers' and the
+        regressors' mean shares, so three class targets do not outweigh the regressor by number."""
+        by_kind: dict[str, list[np.ndarray]] = {}
+        for name, shares in self.importance(importance_type).items():
+            by_kind.setdefault(self.models[name].kind, []).append(shares)
+        combined = np.mean([np.mean(shares, axis=0) for shares in by_kind.values()], axis=0)
+        return dict(zip(self.feature_names, combined.tolist(), strict=True))
 
     def _scaled(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
         if isinstance(features, pd.DataFrame):
