@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test browser bench clean
+.PHONY: install demo test browser postgres bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver
 
+# The store suite runs on PostgreSQL too: the server at 127.0.0.1:5432 when one answers, else a
+# private one started from Debian's binaries (installed here when missing).
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; fi
+
 demo: $(STAMP)
 	$(BIN)/efimero data generate --size 5000 --seed 42 --output data/synthetic_training_data.csv --validate --export-metadata
 	$(BIN)/efimero data generate --size 1000 --seed 7 --output data/validation_set.csv --validate
@@ -30,7 +37,7 @@ demo: $(STAMP)
 	$(BIN)/efimero deploy --source models/ --target staging --validate --test-data data/validation_set.csv
 	$(BIN)/efimero deployments --target staging
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
