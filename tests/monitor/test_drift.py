@@ -293,6 +293,18 @@ def test_export_writes_pngs_html_and_json(tmp_path: Path, reference: pd.DataFram
         assert Path(path).read_bytes().startswith(PNG_SIGNATURE)
 
 
+def test_the_report_escapes_every_value_that_comes_from_data(tmp_path: Path, reference: pd.DataFrame,
+                                                             night: pd.DataFrame) -> None:
+    hostile = "<script>alert(1)</script>"
+    renamed = {"hour_of_day": hostile}
+    report = detect_drift(reference.rename(columns=renamed), night.rename(columns=renamed), columns=[hostile])
+    html_path, _ = export_report(report, reference.rename(columns=renamed), night.rename(columns=renamed),
+                                 tmp_path / "out", labels=("<b>train</b>.csv", "now.csv"))
+    page = html_path.read_text()
+    assert hostile not in page and "<b>train</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<span class='bad'>drifted</span>" in page
+
+
 def test_cli_reports_drift_and_exits_zero(tmp_path: Path, reference: pd.DataFrame, night: pd.DataFrame) -> None:
     app = typer.Typer()
     app.command()(drift)

@@ -25,7 +25,9 @@ def test_collect_then_retrain_from_the_cli(simulated, tmp_path) -> None:
                     "--validate", "--reference", data.with_name("reference.csv"), "--json")
     assert result.exit_code == 0, result.output
     collected = json.loads(result.stdout)
-    assert collected["rows"] > 100 and collected["quality"]["recommendation"] in {"proceed", "caution", "abort"}
+    # Seeded visitors and a reference drawn from the same design rules: only the hour features
+    # move after the drift day, too little of the model's weight for a caution.
+    assert collected["rows"] > 100 and collected["quality"]["recommendation"] == "proceed"
 
     result = invoke("retrain", "incremental", "--data", data, "--models", root, "--min-samples", 50,
                     "--min-improvement", 5, "--json")
@@ -34,7 +36,9 @@ def test_collect_then_retrain_from_the_cli(simulated, tmp_path) -> None:
 
     result = invoke("retrain", "full", "--data", data, "--output", root, "--cv-folds", 0, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["status"] in {"success", "not_better"}
+    # A few hundred collected rows cannot beat the live model significantly on its own held-out rows.
+    full = json.loads(result.stdout)
+    assert full["status"] == "not_better" and "no significant difference" in full["reason"]
 
 
 def test_auto_retrain_check_from_the_cli(simulated, tmp_path) -> None:
@@ -46,3 +50,15 @@ def test_auto_retrain_check_from_the_cli(simulated, tmp_path) -> None:
     assert "Triggers" in result.output and "outcome: checked" in result.output
     result = invoke("auto-retrain", "--mode", "check", "--config", config, "--json")
     assert json.loads(result.stdout)["outcome"] == "checked"
+
+
+def test_readers_given_a_mistyped_store_url_fail_naming_it_and_create_nothing(tiny_registry, tmp_path) -> None:
+    typo = tmp_path / "dta" / "efimero.db"
+    config = tmp_path / "retraining.yaml"
+    config.write_text(f"retraining:\n  models_dir: {tiny_registry[0]}\n")
+    for args in (("collect", "--db", f"sqlite:///{typo}", "--output", tmp_path / "out.csv"),
+                 ("auto-retrain", "--mode", "check", "--db", f"sqlite:///{typo}", "--config", config)):
+        result = invoke(*args)
+        assert result.exit_code == 1, result.output
+        assert str(typo) in result.output and "does not exist" in result.output
+        assert not typo.parent.exists()

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from efimero.analysis._report import image_tag, table, write_report
+from efimero._report import Html, image_tag, table, write_report
 from efimero.analysis.explain import Explanation, explain
 from efimero.analysis.importance import combined_ranking, model_importance, ranking_movement
 from efimero.analysis import plots
@@ -117,12 +117,12 @@ def analyze(
 
 def _movement_cell(change: float) -> str:
     if pd.isna(change):
-        return "<span class='neutral'>new</span>"
+        return Html("<span class='neutral'>new</span>")
     if change > 0:
-        return f"<span class='good'>▲ {int(change)}</span>"
+        return Html(f"<span class='good'>▲ {int(change)}</span>")
     if change < 0:
-        return f"<span class='bad'>▼ {int(-change)}</span>"
-    return "<span class='neutral'>=</span>"
+        return Html(f"<span class='bad'>▼ {int(-change)}</span>")
+    return Html("<span class='neutral'>=</span>")
 
 
 def _report(result: AnalysisResult, out: Path, *, data: str, rows: int, shap_rows: int) -> tuple[Path, Path]:

@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import f1_score, mean_absolute_error, r2_score
 
-from efimero.analysis._report import image_tag, load_version, save_figure, table, write_report
+from efimero._report import Html, image_tag, save_figure, table, write_report
 from efimero.data.validate import load_training_data
 from efimero.errors import ComparisonError, DataError, EfimeroError, format_list
 from efimero.bundle import ModelBundle, TrainedModel
@@ -354,7 +354,7 @@ _CSS = {"better": "good", "worse": "bad", B_BETTER: "good", B_WORSE: "bad"}
 
 
 def _cell(outcome: Outcome) -> str:
-    return f"<span class='{_CSS.get(outcome, 'neutral')}'>{outcome}</span>"
+    return Html(f"<span class='{_CSS.get(outcome, 'neutral')}'>{outcome}</span>")
 
 
 def _ci(d: Difference) -> str:
@@ -397,3 +397,13 @@ def export_report(comparison: Comparison, output_dir: str | Path, *, plots: dict
                 f"{comparison.test_data}; {comparison.n_bootstrap} bootstrap replicates, seed {comparison.seed}")
     payload = comparison.to_dict() | {"plots": {name: str(path) for name, path in plots.items()}}
     return write_report(Path(output_dir), "compare", "Model comparison", subtitle, sections, payload)
+
+
+def load_version(path: str | Path) -> ModelBundle:
+    """A version directory (holding MANIFEST.json) or a registry directory (its current version)."""
+    from efimero.registry import Registry
+
+    path = Path(path)
+    if (path / "MANIFEST.json").is_file():
+        return Registry(path.parent).load(path.name)
+    return Registry(path).load()

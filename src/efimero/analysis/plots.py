@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import shap
 
-from efimero.analysis._report import plt, save_figure
+from efimero._report import plt, save_figure
 from efimero.analysis.explain import Explanation
 
 

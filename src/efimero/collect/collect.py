@@ -124,7 +124,7 @@ def collect(
     window is tested for drift against it (proceed / caution / abort), or the quality report says
     why it could not be. ``max_rows`` keeps the newest training rows.
     """
-    engine = open_engine(db_url)
+    engine = open_engine(db_url, create=False)  # a reader: a mistyped URL must fail, not create a store
     try:
         start, end = window(engine, start_date=start_date, end_date=end_date, days_back=days_back)
         logs = sessions(engine, start=start, end=end, min_session_duration_ms=min_session_duration_ms)

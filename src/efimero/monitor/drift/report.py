@@ -89,7 +89,7 @@ def plot_drift(report: DriftReport, reference: pd.DataFrame, current: pd.DataFra
     """
     import matplotlib.pyplot as plt
 
-    from efimero.analysis._report import save_figure
+    from efimero._report import save_figure
 
     (output_dir := Path(output_dir)).mkdir(parents=True, exist_ok=True)
     plots: dict[str, Path] = {}
@@ -116,17 +116,19 @@ def _test_name(name: str) -> str:
 
 
 def _rows(columns: Sequence[ColumnDrift], *, importance: bool = False) -> list[list[Any]]:
+    from efimero._report import Html
+
     def score(column: ColumnDrift, name: str) -> Any:
         result = column.stats.get(name)
         if result is None:
             return "—"
         text = f"{result.score:.4g}"
-        return f"<span class='bad'>{text}</span>" if result.drifted else text
+        return Html(f"<span class='bad'>{text}</span>") if result.drifted else text
 
     rows = []
     for column in columns:
         test = column.test
-        flag = "<span class='bad'>drifted</span>" if column.drifted else "<span class='good'>no</span>"
+        flag = Html("<span class='bad'>drifted</span>" if column.drifted else "<span class='good'>no</span>")
         weight = [f"{column.importance:.3f}" if column.importance is not None else "—"] if importance else []
         rows.append([column.column, column.feature_type, *weight, _test_name(test.name) if test else "—",
                      score(column, test.name) if test else "—", score(column, "psi"), score(column, "wasserstein"),
@@ -156,7 +158,7 @@ def export_report(report: DriftReport, reference: pd.DataFrame, current: pd.Data
     Example:
         >>> export_report(detect_drift(ref, cur), ref, cur, "report/")  # doctest: +SKIP
     """
-    from efimero.analysis._report import image_tag, table, write_report
+    from efimero._report import image_tag, table, write_report
 
     output_dir = Path(output_dir)
     plots = plot_drift(report, reference, current, output_dir, labels=labels)

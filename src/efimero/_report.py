@@ -1,4 +1,8 @@
-"""Shared pieces of the analysis and comparison reports: figures to PNG, HTML with them inline."""
+"""Shared pieces of the HTML reports (analysis, comparison, drift): figures to PNG, HTML with them inline.
+
+Every value that comes from data (column names, labels, versions) is escaped; only cells wrapped
+in :class:`Html` by the report code itself pass as markup.
+"""
 
 from __future__ import annotations
 
@@ -45,11 +49,16 @@ def image_tag(path: Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
+class Html(str):
+    """Markup written by the report code itself, kept as it is in a table cell."""
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """An HTML table; cells that are already HTML (start with '<') are kept as they are."""
+    """An HTML table; every cell is escaped except :class:`Html` ones (a column named ``<b>`` stays text)."""
     def cell(value: Any) -> str:
-        text = f"{value:.4g}" if isinstance(value, float) else str(value)
-        return text if text.startswith("<") else html.escape(text)
+        if isinstance(value, Html):
+            return value
+        return html.escape(f"{value:.4g}" if isinstance(value, float) else str(value))
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
@@ -67,13 +76,3 @@ def write_report(directory: Path, name: str, title: str, subtitle: str, sections
     atomic_write_text(html_path, page)
     atomic_write_json(json_path, payload)
     return html_path, json_path
-
-
-def load_version(path: str | Path):  # type: ignore[no-untyped-def]
-    """A version directory (holding MANIFEST.json) or a registry directory (its current version)."""
-    from efimero.registry import Registry
-
-    path = Path(path)
-    if (path / "MANIFEST.json").is_file():
-        return Registry(path.parent).load(path.name)
-    return Registry(path).load()
