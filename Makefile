@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test browser postgres bench clean
+.PHONY: install demo lint test browser postgres bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,12 @@ demo: $(STAMP)
 	$(BIN)/efimero deploy --source models/ --target staging --validate --test-data data/validation_set.csv
 	$(BIN)/efimero deployments --target staging
 
-test: $(STAMP) browser postgres
+# Lint and type-check src/ (the package ships py.typed); settings in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check src
+	$(BIN)/mypy
+
+test: $(STAMP) lint browser postgres
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import platform
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from efimero._io import atomic_write_json, sha256_file
 from efimero.config import TrainingConfig, load_training_config

@@ -17,10 +17,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: never needs a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from efimero._io import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
+from efimero._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:72rem;margin:2rem auto;

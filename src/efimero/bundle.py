@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -152,7 +152,8 @@ class ModelBundle:
         """
         shares = {}
         for name, model in self.models.items():
-            scores = model.booster.get_score(importance_type=importance_type)
+            # One number per feature: only vector-leaf trees, which efimero never trains, give lists.
+            scores = cast(dict[str, float], model.booster.get_score(importance_type=importance_type))
             total = sum(scores.values()) or 1.0
             shares[name] = np.array([scores.get(f"f{index}", scores.get(feature, 0.0)) / total
                                      for index, feature in enumerate(self.feature_names)])
@@ -231,9 +232,9 @@ class ModelBundle:
                     classes[model.targets[0]] = ClassPrediction(
                         label=model.labels[best],
                         confidence=float(probabilities[best]),
-                        probabilities={label: float(p) for label, p in zip(model.labels, probabilities)},
+                        probabilities={label: float(p) for label, p in zip(model.labels, probabilities, strict=True)},
                     )
                 else:
-                    values.update({target: float(v) for target, v in zip(model.targets, output[row])})
+                    values.update({target: float(v) for target, v in zip(model.targets, output[row], strict=True)})
             predictions.append(Prediction(classes, values, self.version))
         return predictions

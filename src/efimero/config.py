@@ -66,15 +66,19 @@ class ModelSettings(_Strict):
     regressor: RegressorParams = RegressorParams()
 
 
+def _default_grid() -> dict[str, list[float]]:
+    return {
+        "max_depth": [4, 6, 8],
+        "learning_rate": [0.05, 0.1, 0.2],
+        "n_estimators": [100, 200],
+    }
+
+
 class TuningSettings(_Strict):
     method: Literal["grid", "optuna"] = "grid"
     n_trials: int = Field(50, ge=1, description="Optuna trials per model")
     grid: dict[str, list[float]] = Field(
-        default_factory=lambda: {
-            "max_depth": [4, 6, 8],
-            "learning_rate": [0.05, 0.1, 0.2],
-            "n_estimators": [100, 200],
-        },
+        default_factory=_default_grid,
         description="Seed grid: every combination is scored by k-fold CV",
     )
     search_space: dict[str, tuple[float, float]] = Field(
@@ -313,7 +317,9 @@ class IncrementalParameters(_Strict):
     max_new_trees: int = Field(20, ge=1)
     learning_rate_factor: float = Field(0.8, gt=0, le=1)
     validation_split: float = Field(0.2, gt=0, lt=1)
-    min_improvement_threshold: float = Field(0.01, ge=-1, description="Relative gain needed to save a version (negative accepts a loss)")
+    min_improvement_threshold: float = Field(
+        0.01, ge=-1, description="Relative gain needed to save a version (negative accepts a loss)"
+    )
     forgetting_tolerance: float = Field(0.02, ge=0, description="Allowed drop of the original test score")
 
 

@@ -10,7 +10,7 @@ training saw.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
@@ -120,11 +120,17 @@ class BrowserContext(BaseModel):
     screen_height: StrictInt = Field(..., gt=0, le=20_000, description="screen.height, CSS px")
     device_pixel_ratio: StrictFloat = Field(..., gt=0, le=8, description="window.devicePixelRatio")
     max_touch_points: StrictInt = Field(0, ge=0, le=256, description="navigator.maxTouchPoints")
-    pointer: Literal["fine", "coarse", "none"] = Field("fine", description="Primary pointer, from (pointer: …) media queries")
+    pointer: Literal["fine", "coarse", "none"] = Field(
+        "fine", description="Primary pointer, from (pointer: …) media queries"
+    )
     ua_mobile: StrictBool | None = Field(None, description="navigator.userAgentData.mobile when the browser offers it")
-    prefers_color_scheme: Literal["light", "dark", "no-preference"] = Field("no-preference", description="(prefers-color-scheme)")
+    prefers_color_scheme: Literal["light", "dark", "no-preference"] = Field(
+        "no-preference", description="(prefers-color-scheme)"
+    )
     prefers_reduced_motion: StrictBool = Field(False, description="(prefers-reduced-motion: reduce)")
-    prefers_contrast: Literal["no-preference", "more", "less", "custom"] = Field("no-preference", description="(prefers-contrast)")
+    prefers_contrast: Literal["no-preference", "more", "less", "custom"] = Field(
+        "no-preference", description="(prefers-contrast)"
+    )
     connection_effective_type: Literal["slow-2g", "2g", "3g", "4g"] | None = Field(
         None, description="navigator.connection.effectiveType when known"
     )
@@ -141,7 +147,7 @@ def event_time(context: BrowserContext) -> datetime:
     is how two simulated weeks land on two weeks of dates in the store.
     """
     local = context.local_time.replace(tzinfo=None)
-    return (local + timedelta(minutes=context.timezone_offset_min)).replace(tzinfo=timezone.utc)
+    return (local + timedelta(minutes=context.timezone_offset_min)).replace(tzinfo=UTC)
 
 
 def device_type(context: BrowserContext) -> str:
@@ -205,4 +211,5 @@ def features_of_many(contexts: Sequence[BrowserContext]) -> list[dict[str, float
         return []
     computed = compute_features(columns)
     names = list(computed)
-    return [dict(zip(names, row, strict=True)) for row in zip(*(computed[name].tolist() for name in names), strict=True)]
+    return [dict(zip(names, row, strict=True))
+            for row in zip(*(computed[name].tolist() for name in names), strict=True)]

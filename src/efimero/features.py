@@ -95,7 +95,9 @@ def compute_features(raw: Mapping[str, Any]) -> dict[str, np.ndarray]:
     features = {
         "hour_of_day": hour,
         "is_weekend": weekend,
-        "is_business_hours": ((hour >= BUSINESS_HOURS.start) & (hour < BUSINESS_HOURS.stop) & (weekend == 0)).astype(int),
+        "is_business_hours": (
+            (hour >= BUSINESS_HOURS.start) & (hour < BUSINESS_HOURS.stop) & (weekend == 0)
+        ).astype(int),
         "time_intensity": np.round(time_intensity(hour), 4),
         "is_mobile": is_device["mobile"].astype(int),
         "is_tablet": is_device["tablet"].astype(int),

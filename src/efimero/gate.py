@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -90,7 +90,7 @@ def _check_predictions(bundle: ModelBundle, samples: pd.DataFrame, task: Tabular
 
 
 def _check_latency(bundle: ModelBundle, samples: pd.DataFrame, settings: ValidationSettings) -> CheckResult:
-    rows = samples.to_dict(orient="records")
+    rows = cast(list[dict[str, Any]], samples.to_dict(orient="records"))  # columns are feature names
     bundle.predict(rows[0])  # warm-up
     timings = []
     for row in rows:
@@ -152,7 +152,8 @@ def require_known_labels(bundle: ModelBundle, frame: pd.DataFrame, source: str) 
         raise UnseenLabelsError(source, bundle.version, failures)
 
 
-def _check_accuracy(bundle: ModelBundle, test_data: Path, settings: ValidationSettings, task: TabularTask) -> CheckResult:
+def _check_accuracy(bundle: ModelBundle, test_data: Path, settings: ValidationSettings,
+                    task: TabularTask) -> CheckResult:
     frame, _ = load_training_data(test_data, task=task, allow_duplicates=True)
     require_known_labels(bundle, frame, str(test_data))
     return _accuracy_result(evaluate(bundle, frame), settings, f"{len(frame)} rows of {test_data}")
@@ -191,5 +192,6 @@ def run_validation(
             checks.append(CheckResult("accuracy", False, str(exc)))
     elif recorded_metrics:
         n_rows = bundle.metrics.get("n_rows", "?")
-        checks.append(_accuracy_result(bundle.metrics, settings, f"the {n_rows} test rows recorded with {bundle.version}"))
+        checks.append(_accuracy_result(bundle.metrics, settings,
+                                       f"the {n_rows} test rows recorded with {bundle.version}"))
     return GateReport(str(models_dir), bundle.version, checks)

@@ -87,3 +87,52 @@ def test_ambiguous_sessions_are_left_out_unless_the_visitor_said_what_they_want(
     assert (row["css_class_density"], row["css_class_font"], row["css_class_theme"]) == (
         "densidad-alta", "fuente-serif", "tema-oscuro")
     assert weight == WEIGHTS["feedback"]
+
+
+def _rejected_at(local_time: str, **context) -> dict:
+    return session(bounce_rate=1.0, interactions_count=0,
+                   context=PHONE_AT_NIGHT | {"session_id": "s", "local_time": local_time} | context)
+
+
+@pytest.mark.parametrize(("local_time", "theme"), [
+    ("2026-11-25T17:59:00", "tema-claro"), ("2026-11-25T18:00:00", "tema-oscuro"),
+    ("2026-11-25T23:59:00", "tema-oscuro"), ("2026-11-26T00:00:00", "tema-oscuro"),
+    ("2026-11-26T05:59:00", "tema-oscuro"), ("2026-11-26T06:00:00", "tema-claro"),
+])
+def test_the_night_rule_holds_at_its_boundaries(local_time, theme) -> None:
+    log = _rejected_at(local_time)
+    row, _ = targets(log, check_log(log)[0], judge(log))
+    assert row["css_class_theme"] == theme
+
+
+def test_accessibility_needs_win_over_the_hour() -> None:
+    log = _rejected_at("2026-11-25T12:00:00", prefers_contrast="more")
+    row, _ = targets(log, check_log(log)[0], judge(log))
+    assert (row["css_class_theme"], row["css_class_font"]) == ("tema-alto-contraste", "fuente-grande")
+
+
+ENGAGED = {"session_duration_ms": 120_001, "interactions_count": 6, "scroll_depth": 0.71, "bounce_rate": 0.29}
+
+
+@pytest.mark.parametrize("at_the_boundary", [
+    {"session_duration_ms": 120_000}, {"interactions_count": 5}, {"scroll_depth": 0.7}, {"bounce_rate": 0.3},
+])
+def test_engagement_needs_every_threshold_strictly_passed(at_the_boundary) -> None:
+    assert judge(session(**ENGAGED)).status == "confirmed"
+    assert judge(session(**ENGAGED | at_the_boundary)).status != "confirmed"
+
+
+@pytest.mark.parametrize(("rating", "status"), [(5, "confirmed"), (4, "confirmed"), (3, "ambiguous"),
+                                                (2, "rejected"), (1, "rejected")])
+def test_ratings_decide_at_their_boundaries(rating, status) -> None:
+    assert judge(session(user_satisfaction=rating)).status == status
+
+
+@pytest.mark.parametrize(("change", "status"), [
+    ({"bounce_rate": 0.5}, "rejected"), ({"bounce_rate": 0.49}, "ambiguous"),
+    ({"session_duration_ms": 29_999, "interactions_count": 0}, "rejected"),
+    ({"session_duration_ms": 30_000, "interactions_count": 0}, "ambiguous"),
+    ({"session_duration_ms": 29_999, "interactions_count": 1}, "ambiguous"),
+])
+def test_rejection_rules_hold_at_their_boundaries(change, status) -> None:
+    assert judge(session(**change)).status == status

@@ -52,10 +52,10 @@ def test_auto_retrain_check_from_the_cli(simulated, tmp_path) -> None:
     assert json.loads(result.stdout)["outcome"] == "checked"
 
 
-def test_readers_given_a_mistyped_store_url_fail_naming_it_and_create_nothing(tiny_registry, tmp_path) -> None:
+def test_readers_given_a_mistyped_store_url_fail_naming_it_and_create_nothing(registry_copy, tmp_path) -> None:
     typo = tmp_path / "dta" / "efimero.db"
     config = tmp_path / "retraining.yaml"
-    config.write_text(f"retraining:\n  models_dir: {tiny_registry[0]}\n")
+    config.write_text(f"retraining:\n  models_dir: {registry_copy()[0]}\n")  # the failed run is recorded there
     for args in (("collect", "--db", f"sqlite:///{typo}", "--output", tmp_path / "out.csv"),
                  ("auto-retrain", "--mode", "check", "--db", f"sqlite:///{typo}", "--config", config)):
         result = invoke(*args)

@@ -200,3 +200,17 @@ def test_health_stays_fast_while_large_batches_are_computed(registry_dir, tmp_pa
     # Relative, not absolute: a health check must not wait for whole batches to finish.
     print(f"health median {statistics.median(health)*1000:.1f} ms, batch median {statistics.median(batch_seconds)*1000:.0f} ms")
     assert statistics.median(health) < statistics.median(batch_seconds) / 4, (health, batch_seconds)
+
+
+def test_refused_requests_are_not_counted_as_predictions(client) -> None:
+    def served() -> float:
+        lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith("efimero_predictions_total")]
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+    client.post("/v1/predict", json=PHONE_AT_NIGHT)
+    before = served()
+    for bad in (PHONE_AT_NIGHT | {"local_time": "9999-12-31T23:59:00", "timezone_offset_min": 720},
+                PHONE_AT_NIGHT | {"viewport_width": "390"}):
+        assert client.post("/v1/predict", json=bad).status_code == 422
+        assert client.post("/v1/predict/batch", json={"contexts": [PHONE_AT_NIGHT, bad]}).status_code == 422
+    assert served() == before == 1

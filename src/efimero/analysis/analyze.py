@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from efimero._report import Html, image_tag, table, write_report
+from efimero.analysis import plots
 from efimero.analysis.explain import Explanation, explain
 from efimero.analysis.importance import combined_ranking, model_importance, ranking_movement
-from efimero.analysis import plots
 from efimero.data.validate import load_training_data
 from efimero.registry import Registry
 
@@ -37,7 +37,7 @@ class AnalysisResult:
             "movement": self.movement.replace({np.nan: None}).to_dict(orient="records"),
             "importance": self.importance.to_dict(orient="records"),
             "shap_mean_abs": {
-                name: {out: dict(zip(self.ranking_features(), e.mean_abs()[:, i].round(6).tolist()))
+                name: {out: dict(zip(self.ranking_features(), e.mean_abs()[:, i].round(6).tolist(), strict=True))
                        for i, out in enumerate(e.outputs)}
                 for name, e in self.explanations.items()
             },
@@ -53,12 +53,12 @@ class AnalysisResult:
 def top_correlations(correlations: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     """The most strongly correlated feature pairs (each pair once)."""
     upper = correlations.where(np.triu(np.ones(correlations.shape, dtype=bool), k=1))
-    pairs = upper.stack().rename("correlation").reset_index()
+    pairs = upper.stack().reset_index()
     pairs.columns = ["feature_a", "feature_b", "correlation"]
     return pairs.reindex(pairs["correlation"].abs().sort_values(ascending=False).index).head(top)
 
 
-def _previous(registry: Registry, version: str) -> str | None:
+def _previous(registry: Registry, version: str | None) -> str | None:
     versions = registry.versions()
     index = versions.index(version) if version in versions else len(versions)
     return versions[index - 1] if index > 0 else None
@@ -105,7 +105,8 @@ def analyze(
     if plot_importance or export_report:
         result.plots["importance_combined"] = plots.plot_combined_ranking(ranking, out / "importance_combined.png")
         for measure in ("gain", "weight"):
-            result.plots[f"importance_{measure}"] = plots.plot_importance_heatmap(importance, measure, out / f"importance_{measure}.png")
+            result.plots[f"importance_{measure}"] = plots.plot_importance_heatmap(
+                importance, measure, out / f"importance_{measure}.png")
         for name, explanation in result.explanations.items():
             result.plots[f"shap_{name}"] = plots.plot_shap_summary(explanation, sample, out / f"shap_{name}.png")
     if plot_correlations or export_report:
@@ -128,26 +129,29 @@ def _movement_cell(change: float) -> str:
 def _report(result: AnalysisResult, out: Path, *, data: str, rows: int, shap_rows: int) -> tuple[Path, Path]:
     figures = result.plots
     since = f"since {result.previous_version}" if result.previous_version else "(no earlier version in the registry)"
-    ranking_rows = [
-        (m.feature, int(m.rank), m.combined_importance,
-         "—" if pd.isna(m.previous_rank) else int(m.previous_rank), _movement_cell(m.change))
-        for m in result.movement.itertuples()
-    ]
+    ranking_rows = []
+    m: Any  # a row of the movement table
+    for m in result.movement.itertuples():
+        ranking_rows.append((m.feature, int(m.rank), m.combined_importance,
+                             "—" if pd.isna(m.previous_rank) else int(m.previous_rank), _movement_cell(m.change)))
     sections = [
         ("Top features and how they moved",
-         f"<p>Combined ranking: the mean of the classifiers' and the regressor's share of total gain. Movement {since}.</p>"
+         "<p>Combined ranking: the mean of the classifiers' and the regressor's share of total gain. "
+         f"Movement {since}.</p>"
          + table(["feature", "rank", "combined importance", "previous rank", "movement"], ranking_rows)
          + image_tag(figures["importance_combined"], "combined importance")),
         ("Importance per model",
          "<p>Gain: the average loss reduction of a feature's splits. Weight: how often it is split on.</p>"
-         + image_tag(figures["importance_gain"], "gain per model") + image_tag(figures["importance_weight"], "weight per model")),
+         + image_tag(figures["importance_gain"], "gain per model")
+         + image_tag(figures["importance_weight"], "weight per model")),
         ("SHAP values (TreeExplainer)",
          f"<p>Mean |SHAP| on {shap_rows} sampled rows, per model and output, in margin units.</p>"
          + "".join(image_tag(figures[f"shap_{name}"], f"SHAP {name}") for name in result.explanations)),
         ("Feature correlations",
          image_tag(figures["correlations"], "correlation heatmap")
          + table(["feature", "feature", "correlation"],
-                 [(p.feature_a, p.feature_b, p.correlation) for p in top_correlations(result.correlations).itertuples()])),
+                 [(p.feature_a, p.feature_b, p.correlation)
+                  for p in top_correlations(result.correlations).itertuples()])),
     ]
     return write_report(out, "report", f"Feature analysis of {result.version}",
                         f"{rows} rows of {data}", sections, result.to_dict())

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -21,9 +21,9 @@ from scipy import stats
 from sklearn.metrics import f1_score, mean_absolute_error, r2_score
 
 from efimero._report import Html, image_tag, save_figure, table, write_report
+from efimero.bundle import ModelBundle, TrainedModel
 from efimero.data.validate import load_training_data
 from efimero.errors import ComparisonError, DataError, EfimeroError, format_list
-from efimero.bundle import ModelBundle, TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +118,8 @@ def _check_comparable(a: ModelBundle, b: ModelBundle, frame: pd.DataFrame, sourc
             problems.append(f"{what} differ (only in A: {format_list(sorted(in_a - in_b)) or 'none'}; "
                             f"only in B: {format_list(sorted(in_b - in_a)) or 'none'})")
     if problems:
-        raise ComparisonError(f"versions {a.version} (A) and {b.version} (B) cannot be compared: {'; '.join(problems)}. "
-                           "Compare two versions trained for the same task and schema.")
+        raise ComparisonError(f"versions {a.version} (A) and {b.version} (B) cannot be compared: "
+                              f"{'; '.join(problems)}. Compare two versions trained for the same task and schema.")
     missing = sorted(set(a.feature_names).union(*targets_a.values()) - set(frame.columns))
     if missing:
         raise DataError(f"{source}: lacks column(s) both versions need: {format_list(missing)}.")
@@ -240,10 +240,15 @@ def _paired_scores(bundles: tuple[ModelBundle, ModelBundle], frame: pd.DataFrame
             predicted = by_target[target][1]
             squared[side].append((predicted - truth) ** 2)
             metrics.append({"rmse": float(np.sqrt(squared[side][-1].mean())),
-                            "mae": float(mean_absolute_error(truth, predicted)), "r2": float(r2_score(truth, predicted))})
+                            "mae": float(mean_absolute_error(truth, predicted)),
+                            "r2": float(r2_score(truth, predicted))})
         scores["regression"][target] = (*metrics, None)
     empty = np.zeros((len(frame), 0))  # keeps the matrices 2-D when a kind has no targets
-    return scores, *(tuple(np.column_stack([empty, *side]).astype(float) for side in pair) for pair in (correct, squared))
+
+    def stacked(pair: tuple[list[np.ndarray], list[np.ndarray]]) -> tuple[np.ndarray, ...]:
+        return tuple(np.column_stack([empty, *side]).astype(float) for side in pair)
+
+    return scores, stacked(correct), stacked(squared)
 
 
 def compare_versions(model_a: str | Path, model_b: str | Path, test_data: str | Path, *, n_bootstrap: int = 1000,
@@ -284,7 +289,9 @@ def compare_versions(model_a: str | Path, model_b: str | Path, test_data: str | 
     boot_acc, boot_rmse, boot_ratio = paired_bootstrap(correct, squared, n_bootstrap=n_bootstrap, seed=seed)
     bounds = [50 * (1 - confidence), 50 * (1 + confidence)]
     results: list[TargetComparison] = []
-    for kind, boot, metric in (("classification", boot_acc, "accuracy"), ("regression", boot_rmse, "rmse")):
+    passes: tuple[tuple[Literal["classification", "regression"], np.ndarray, str], ...] = (
+        ("classification", boot_acc, "accuracy"), ("regression", boot_rmse, "rmse"))
+    for kind, boot, metric in passes:
         for column, (target, (metrics_a, metrics_b, test)) in enumerate(scores[kind].items()):
             low, high = np.percentile(boot[:, column], bounds)
             ratio = None
@@ -295,12 +302,13 @@ def compare_versions(model_a: str | Path, model_b: str | Path, test_data: str | 
                 ratio = (float(observed), float(ratio_ci[0]), float(ratio_ci[1]))
             difference = Difference(metric, kind == "classification", metrics_b[metric] - metrics_a[metric],
                                     float(boot[:, column].mean()), float(low), float(high), ratio)
-            results.append(TargetComparison(target, kind, metrics_a, metrics_b, difference, test,  # type: ignore[arg-type]
+            results.append(TargetComparison(target, kind, metrics_a, metrics_b, difference, test,
                                             _outcome(difference, test, 1 - confidence)))
     found = {word: [t.target for t in results if t.outcome == word] for word in ("worse", "better")}
     reasons = [f"significantly {word} for B: {', '.join(names)}" for word, names in found.items() if names]
     verdict = B_WORSE if found["worse"] else B_BETTER if found["better"] else NO_DIFFERENCE
-    samples = frame[bundles[0].feature_names].head(latency_samples).to_dict(orient="records")
+    timed = frame[bundles[0].feature_names].head(latency_samples)
+    samples = cast(list[dict[str, Any]], timed.to_dict(orient="records"))  # columns are feature names
     logger.info("compared %s (A) with %s (B): %s", bundles[0].version, bundles[1].version, verdict)
     return Comparison(
         version_a=bundles[0].version, version_b=bundles[1].version, test_data=str(test_data), n_rows=len(frame),
@@ -361,7 +369,8 @@ def _ci(d: Difference) -> str:
     return f"{d.observed:+.4g} [{d.low:+.4g}, {d.high:+.4g}]"
 
 
-def export_report(comparison: Comparison, output_dir: str | Path, *, plots: dict[str, Path] | None = None) -> tuple[Path, Path]:
+def export_report(comparison: Comparison, output_dir: str | Path, *,
+                  plots: dict[str, Path] | None = None) -> tuple[Path, Path]:
     """Write compare.html (plots inline, tables, verdict and rule) and compare.json; return both paths.
 
     ``plots`` reuses what :func:`plot_comparison` wrote to ``output_dir``; by default they are drawn here.
@@ -371,27 +380,31 @@ def export_report(comparison: Comparison, output_dir: str | Path, *, plots: dict
     """
     plots = plot_comparison(comparison, output_dir) if plots is None else plots
     verdict = f"<p class='verdict {_CSS.get(comparison.verdict, 'neutral')}'>{comparison.verdict}</p>"
-    sections = [("Verdict", f"{verdict}<p>{'; '.join(comparison.reasons)}.</p><p class='meta'>Rule: {comparison.rule}</p>")]
+    sections = [("Verdict", f"{verdict}<p>{'; '.join(comparison.reasons)}.</p>"
+                            f"<p class='meta'>Rule: {comparison.rule}</p>")]
     if classes := comparison.group("classification"):
-        rows = [(t.target, t.metrics_a["accuracy"], t.metrics_b["accuracy"], _ci(t.difference), t.metrics_a["macro_f1"],
-                 t.metrics_b["macro_f1"], t.metrics_a["log_loss"], t.metrics_b["log_loss"], _cell(t.outcome)) for t in classes]
+        class_rows = [(t.target, t.metrics_a["accuracy"], t.metrics_b["accuracy"], _ci(t.difference),
+                       t.metrics_a["macro_f1"], t.metrics_b["macro_f1"], t.metrics_a["log_loss"],
+                       t.metrics_b["log_loss"], _cell(t.outcome)) for t in classes]
         sections.append(("Class targets", table(["target", "accuracy A", "accuracy B", "B − A [CI]", "macro-F1 A",
-                                                 "macro-F1 B", "log-loss A", "log-loss B", "outcome"], rows)
+                                                 "macro-F1 B", "log-loss A", "log-loss B", "outcome"], class_rows)
                          + image_tag(plots["accuracy"], "accuracy of A and B")))
         tests = [(t.target, t.mcnemar.b, t.mcnemar.c, t.mcnemar.statistic, t.mcnemar.p_value, t.mcnemar.method)
                  for t in classes if t.mcnemar]
         sections.append(("McNemar tests", "<p>b: A right and B wrong; c: A wrong and B right.</p>"
                          + table(["target", "b", "c", "statistic", "p-value", "method"], tests)))
     if regression := comparison.group("regression"):
-        rows = [(t.target, t.metrics_a["rmse"], t.metrics_b["rmse"], _ci(t.difference),
-                 "{:.3f} [{:.3f}, {:.3f}]".format(*(t.difference.ratio or (np.nan,) * 3)), t.metrics_a["mae"],
-                 t.metrics_b["mae"], t.metrics_a["r2"], t.metrics_b["r2"], _cell(t.outcome)) for t in regression]
+        regression_rows = [(t.target, t.metrics_a["rmse"], t.metrics_b["rmse"], _ci(t.difference),
+                            "{:.3f} [{:.3f}, {:.3f}]".format(*(t.difference.ratio or (np.nan,) * 3)),
+                            t.metrics_a["mae"], t.metrics_b["mae"], t.metrics_a["r2"], t.metrics_b["r2"],
+                            _cell(t.outcome)) for t in regression]
         sections.append(("Regression targets", table(["target", "RMSE A", "RMSE B", "B − A [CI]", "B/A [CI]", "MAE A",
-                                                      "MAE B", "R² A", "R² B", "outcome"], rows)
+                                                      "MAE B", "R² A", "R² B", "outcome"], regression_rows)
                          + image_tag(plots["rmse"], "RMSE ratio B/A")))
     latency = [(f"{key.upper()} ({comparison.version_a if key == 'a' else comparison.version_b})",
                 value.p50_ms, value.p95_ms, value.mean_ms, value.samples) for key, value in comparison.latency.items()]
-    sections.append(("Latency of single predictions", table(["version", "p50 ms", "p95 ms", "mean ms", "samples"], latency)
+    sections.append(("Latency of single predictions",
+                     table(["version", "p50 ms", "p95 ms", "mean ms", "samples"], latency)
                      + "<p class='meta'>Reported only; not part of the verdict.</p>"))
     subtitle = (f"A = {comparison.version_a}, B = {comparison.version_b}; {comparison.n_rows} rows of "
                 f"{comparison.test_data}; {comparison.n_bootstrap} bootstrap replicates, seed {comparison.seed}")

@@ -40,7 +40,10 @@ def explain(bundle: ModelBundle, features: pd.DataFrame) -> dict[str, Explanatio
         values = np.asarray(explainer.shap_values(scaled))
         if values.ndim == 2:
             values = values[:, :, None]
-        outputs = model.labels if model.kind == "classifier" else model.targets
+        outputs = model.targets
+        if model.kind == "classifier":
+            assert model.labels is not None, "a classifier always records its labels"
+            outputs = model.labels
         margin = np.asarray(model.booster.predict(xgb.DMatrix(scaled), output_margin=True)).reshape(len(scaled), -1)
         explanations[name] = Explanation(
             model=name,

@@ -16,7 +16,8 @@ def plot_combined_ranking(ranking: pd.DataFrame, path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(8, 6.5))
     ordered = ranking.sort_values("combined_importance")
     positions = np.arange(len(ordered))
-    axis.barh(positions - 0.2, ordered["classifier_importance"], height=0.4, label="classifiers (mean)", color="#4c78a8")
+    axis.barh(positions - 0.2, ordered["classifier_importance"], height=0.4, label="classifiers (mean)",
+              color="#4c78a8")
     axis.barh(positions + 0.2, ordered["regressor_importance"], height=0.4, label="regressor", color="#f58518")
     axis.plot(ordered["combined_importance"], positions, "k|", markersize=12, label="combined")
     axis.set_yticks(positions, ordered["feature"])

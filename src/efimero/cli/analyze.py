@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -18,7 +19,8 @@ def analyze(
     output: Path = typer.Option(Path("analysis"), help="Folder for plots and the report."),
     plot_importance: bool = typer.Option(False, "--plot-importance", help="Importance and SHAP summary plots."),
     plot_correlations: bool = typer.Option(False, "--plot-correlations", help="Feature correlation heatmap."),
-    export_report: bool = typer.Option(False, "--export-report", help="report.html (plots inline) and report.json; implies both plot flags."),
+    export_report: bool = typer.Option(
+        False, "--export-report", help="report.html (plots inline) and report.json; implies both plot flags."),
     shap_rows: int = typer.Option(500, min=10, help="Rows sampled for SHAP values."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -35,9 +37,11 @@ def analyze(
     for column in ("rank", "feature", "combined", "classifiers", "regressor", "moved"):
         ranking.add_column(column, justify="left" if column == "feature" else "right")
     movement = result.movement.set_index("feature")["change"]
+    row: Any  # a row of the ranking table
     for row in result.ranking.head(10).itertuples():
         change = movement.get(row.feature)
-        moved = "new" if change is None or change != change else (f"▲{int(change)}" if change > 0 else f"▼{int(-change)}" if change < 0 else "=")
+        moved = ("new" if change is None or change != change
+                 else f"▲{int(change)}" if change > 0 else f"▼{int(-change)}" if change < 0 else "=")
         ranking.add_row(str(row.rank), row.feature, f"{row.combined_importance:.3f}",
                         f"{row.classifier_importance:.3f}", f"{row.regressor_importance:.3f}", moved)
     console.print(ranking)

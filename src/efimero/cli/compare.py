@@ -72,11 +72,16 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
 
 @reports_errors
 def compare(
-    model_a: Path = typer.Option(..., "--model-a", help="Reference version A: a version directory or a registry (its current version)."),
+    model_a: Path = typer.Option(
+        ..., "--model-a", help="Reference version A: a version directory or a registry (its current version)."),
     model_b: Path = typer.Option(..., "--model-b", help="Candidate version B, same forms as --model-a."),
-    test_data: Path = typer.Option(..., "--test-data", help="Labelled test data (.csv, .json or .parquet) in the training schema."),
-    generate_plots: bool = typer.Option(False, "--generate-plots", help="Accuracy and RMSE-ratio plots (PNG) in --output."),
-    export_report: bool = typer.Option(False, "--export-report", help="compare.html (plots inline) and compare.json in --output; implies --generate-plots."),
+    test_data: Path = typer.Option(
+        ..., "--test-data", help="Labelled test data (.csv, .json or .parquet) in the training schema."),
+    generate_plots: bool = typer.Option(
+        False, "--generate-plots", help="Accuracy and RMSE-ratio plots (PNG) in --output."),
+    export_report: bool = typer.Option(
+        False, "--export-report",
+        help="compare.html (plots inline) and compare.json in --output; implies --generate-plots."),
     output: Path = typer.Option(Path("comparison"), help="Folder for plots and the report."),
     n_bootstrap: int = typer.Option(1000, "--n-bootstrap", min=1, help="Bootstrap replicates of each difference."),
     seed: int = typer.Option(0, help="Seed of the bootstrap resampling."),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -14,7 +14,7 @@ from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
 app = typer.Typer(help="Generate and validate training data.", no_args_is_help=True)
 
 
-class UserPatterns(str, Enum):
+class UserPatterns(StrEnum):
     realistic = "realistic"
     extreme = "extreme"
     balanced = "balanced"

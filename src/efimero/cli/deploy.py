@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
 
+if TYPE_CHECKING:
+    from efimero.deploy import DeploymentRecord, Step
+
 TARGET_HELP = "Environment from config/environments.yaml (development, staging, production)."
 CONFIG_HELP = "Environments YAML. \\[default: config/environments.yaml when present]"
 LOCK_WAIT_HELP = "Seconds to wait while another deploy or rollback of the target runs, then fail."
 
 
-def _render(record, json_output: bool) -> None:  # type: ignore[no-untyped-def]
+def _render(record: DeploymentRecord, json_output: bool) -> None:
     if json_output:
         emit_json(record.to_dict())
     else:
@@ -24,7 +29,7 @@ def _render(record, json_output: bool) -> None:  # type: ignore[no-untyped-def]
         raise typer.Exit(1)
 
 
-def _echo(json_output: bool):  # type: ignore[no-untyped-def]
+def _echo(json_output: bool) -> Callable[[Step], None] | None:
     return None if json_output else (lambda step: console.print("  " + step.line(), highlight=False))
 
 
@@ -33,15 +38,22 @@ def deploy(
     source: Path = typer.Option(Path("models"), help="Registry to deploy from."),
     target: str = typer.Option(..., help=TARGET_HELP),
     version: str = typer.Option("latest", help="Version name, 'latest' or 'current' of the source."),
-    validate: bool = typer.Option(None, "--validate/--no-validate", help="Check the target's thresholds first. \\[default: validation_required of the target]"),
-    backup_existing: bool = typer.Option(None, "--backup-existing/--no-backup", help="Back up the live version first. \\[default: backup_enabled of the target]"),
-    test_data: Path = typer.Option(None, help="Labelled data for the accuracy threshold. \\[default: the test metrics recorded with the version]"),
-    allow_contract_change: bool = typer.Option(False, "--allow-contract-change", help="Deploy even if the features, targets or classes differ from the live version's (recorded in the log)."),
+    validate: bool = typer.Option(
+        None, "--validate/--no-validate",
+        help="Check the target's thresholds first. \\[default: validation_required of the target]"),
+    backup_existing: bool = typer.Option(
+        None, "--backup-existing/--no-backup",
+        help="Back up the live version first. \\[default: backup_enabled of the target]"),
+    test_data: Path = typer.Option(
+        None, help="Labelled data for the accuracy threshold. \\[default: the test metrics recorded with the version]"),
+    allow_contract_change: bool = typer.Option(
+        False, "--allow-contract-change",
+        help="Deploy even if the features, targets or classes differ from the live version's (recorded in the log)."),
     lock_wait: float = typer.Option(60.0, min=0, help=LOCK_WAIT_HELP),
     config: Path = typer.Option(None, help=CONFIG_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Check the contract, validate, back up, copy (verified), switch atomically, smoke-test and record; any failure restores the target."""
+    """Check the contract, validate, back up, copy (verified), switch atomically, smoke-test and record; any failure restores the target."""  # noqa: E501 - the command list shows this line as written
     from efimero.config import load_environments_config
     from efimero.deploy import deploy as run_deploy
 

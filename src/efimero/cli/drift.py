@@ -12,8 +12,8 @@ from rich.table import Table
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
 
 if TYPE_CHECKING:
-    from efimero.monitor.drift import ColumnDrift
     from efimero.bundle import ModelBundle
+    from efimero.monitor.drift import ColumnDrift
 
 
 def _cell(column: ColumnDrift, name: str) -> str:

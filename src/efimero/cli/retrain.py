@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+
+if TYPE_CHECKING:
+    from efimero.retrain import RetrainResult
 
 app = typer.Typer(help="Retrain the live models on new data.", no_args_is_help=True)
 
@@ -62,7 +66,7 @@ def collect(
                       highlight=False)
 
 
-def _show(result, json_output: bool) -> None:  # type: ignore[no-untyped-def]
+def _show(result: RetrainResult, json_output: bool) -> None:
     if json_output:
         emit_json(result.to_dict())
         return
@@ -80,7 +84,8 @@ def incremental(
     data: list[Path] = typer.Option(..., help="New training rows (repeat for several files)."),
     models: Path = typer.Option(Path("models"), help="Registry whose live version is updated."),
     min_samples: int = typer.Option(100, min=1, help="Skip with fewer new rows."),
-    validation_split: float = typer.Option(0.2, min=0.05, max=0.9, help="Share of new rows held out to judge the update."),
+    validation_split: float = typer.Option(
+        0.2, min=0.05, max=0.9, help="Share of new rows held out to judge the update."),
     max_new_trees: int = typer.Option(20, min=1, help="Trees added per model."),
     learning_rate_factor: float = typer.Option(0.8, min=0.01, max=1.0, help="Scale of the original learning rate."),
     min_improvement: float = typer.Option(0.01, min=0.0, help="Relative gain needed to save a version."),
@@ -91,8 +96,9 @@ def incremental(
     from efimero.config import IncrementalParameters
     from efimero.retrain import incremental as run_incremental
 
-    settings = IncrementalParameters(min_samples=min_samples, validation_split=validation_split, max_new_trees=max_new_trees,
-                                     learning_rate_factor=learning_rate_factor, min_improvement_threshold=min_improvement)
+    settings = IncrementalParameters(min_samples=min_samples, validation_split=validation_split,
+                                     max_new_trees=max_new_trees, learning_rate_factor=learning_rate_factor,
+                                     min_improvement_threshold=min_improvement)
     _show(run_incremental(data, models=models, settings=settings, backup_current=backup_current), json_output)
 
 
@@ -103,7 +109,8 @@ def full_retrain(
     output: Path = typer.Option(Path("models"), help="Registry to add the version to."),
     tune_hyperparams: bool = typer.Option(False, "--tune-hyperparams", help="Search hyperparameters by CV."),
     cv_folds: int = typer.Option(5, min=0, help="CV folds (0 skips CV)."),
-    compare_with_current: bool = typer.Option(True, "--compare-with-current/--no-compare", help="Promote only if significantly better."),
+    compare_with_current: bool = typer.Option(
+        True, "--compare-with-current/--no-compare", help="Promote only if significantly better."),
     deploy_if_better: bool = typer.Option(False, "--deploy-if-better", help="Deploy a better version to --target."),
     target: str = typer.Option("staging", help="Environment for --deploy-if-better."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -114,14 +121,15 @@ def full_retrain(
 
     config = load_training_config(overrides={"training": {"data": {"cv_folds": cv_folds, "allow_duplicates": True}}})
     _show(full(data, output=output, config=config, tune_hyperparams=tune_hyperparams,
-               compare_with_current=compare_with_current, deploy_if_better=deploy_if_better, target=target), json_output)
+               compare_with_current=compare_with_current, deploy_if_better=deploy_if_better, target=target),
+          json_output)
 
 
 _STATUS_STYLE = {"fired": "[red]fired[/]", "not_fired": "not fired", "not_run": "[yellow]NOT RUN[/]",
                  "disabled": "[dim]disabled[/]"}
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     check = "check"
     force = "force"
     scheduled = "scheduled"
@@ -129,7 +137,8 @@ class Mode(str, Enum):
 
 @reports_errors
 def auto_retrain(
-    mode: Mode = typer.Option(Mode.check, help="check: report triggers; force: retrain now; scheduled: retrain if a trigger fired."),
+    mode: Mode = typer.Option(
+        Mode.check, help="check: report triggers; force: retrain now; scheduled: retrain if a trigger fired."),
     config: Path = typer.Option(None, help="Retraining YAML. \\[default: config/retraining.yaml when present]"),
     db: str = typer.Option(None, help="Interaction store URL. \\[default: data_collection.db_url of the config]"),
     auto_deploy: bool = typer.Option(None, "--auto-deploy/--no-auto-deploy", help="[default: deployment.auto_deploy]"),
@@ -158,9 +167,11 @@ def auto_retrain(
             table.add_row(t["name"], _STATUS_STYLE[t["status"]], value, threshold, escape(t["detail"]))
         console.print(table)
         for item in run.stages:
-            console.print(f"  {item['stage']}: {item['seconds']:.1f} s {({k: v for k, v in item.items() if k not in ('stage', 'seconds', 'quality', 'log')})}", highlight=False)
+            details = {k: v for k, v in item.items() if k not in ("stage", "seconds", "quality", "log")}
+            console.print(f"  {item['stage']}: {item['seconds']:.1f} s {details}", highlight=False)
         colour = {"success": "green", "failed": "red"}.get(run.outcome, "yellow")
         console.print(f"decision: {run.decision}\noutcome: [{colour}]{run.outcome}[/]"
-                      + (f" → {run.new_version}" if run.new_version else "") + (f"\nerror: {run.error}" if run.error else ""))
+                      + (f" → {run.new_version}" if run.new_version else "")
+                      + (f"\nerror: {run.error}" if run.error else ""))
     if run.outcome == "failed":
         raise typer.Exit(1)

@@ -20,11 +20,12 @@ def serve(
     poll_interval: float = typer.Option(1.0, min=0.05, help="Seconds between checks of the live pointer."),
     verify_interval: float = typer.Option(60.0, min=0.05, help="Seconds between checksum checks of the served files."),
     access_log: bool = typer.Option(True, help="One log line per request (no payloads)."),
-    rate_limit: str | None = typer.Option(None, help="Per-client limit on /v1/predict*, /v1/interactions, e.g. '100/minute'. "
-                                   "Off when unset."),
+    rate_limit: str | None = typer.Option(None, help="Per-client limit on /v1/predict*, /v1/interactions, "
+                                                     "e.g. '100/minute'. Off when unset."),
     rate_limit_storage: str = typer.Option("memory://", help="Rate-limit counters: memory:// (per worker) or "
                                            "redis://host:port/db (shared by every worker)."),
-    body_timeout: float = typer.Option(10.0, min=0.1, help="Seconds a client may take to send a request body (then 408)."),
+    body_timeout: float = typer.Option(
+        10.0, min=0.1, help="Seconds a client may take to send a request body (then 408)."),
     keep_alive_timeout: int = typer.Option(5, min=1, help="Seconds an idle keep-alive connection stays open."),
     commit_timeout: float = typer.Option(5.0, min=0.1, help="Seconds an interaction waits for its commit (then 503)."),
     pepper_file: Path | None = typer.Option(None, help="User-id pepper file, created if missing "
@@ -39,9 +40,9 @@ def serve(
     from efimero.store import load_pepper, open_engine
 
     settings = ServeSettings(
-        models_dir=models, db_url=db, poll_interval_s=poll_interval, verify_interval_s=verify_interval, rate_limit=rate_limit,
-        rate_limit_storage=rate_limit_storage, body_timeout_s=body_timeout, keep_alive_timeout_s=keep_alive_timeout,
-        commit_timeout_s=commit_timeout, user_id_pepper_file=pepper_file,
+        models_dir=models, db_url=db, poll_interval_s=poll_interval, verify_interval_s=verify_interval,
+        rate_limit=rate_limit, rate_limit_storage=rate_limit_storage, body_timeout_s=body_timeout,
+        keep_alive_timeout_s=keep_alive_timeout, commit_timeout_s=commit_timeout, user_id_pepper_file=pepper_file,
     )
     version = Registry(models).resolve()  # fail now, with a message, rather than in a worker
     open_engine(db).dispose()  # create or migrate the schema once, before the workers start

@@ -47,7 +47,8 @@ def _table(result: SimulationResult) -> Table:
 def simulate(
     visitors: int = typer.Option(5000, min=1, help="Visits to simulate (each a different visitor)."),
     days: int = typer.Option(14, min=1, help="Simulated days the visits are spread over."),
-    drift_day: int = typer.Option(None, min=0, help="First day (0-based) of the drift; 0: all days drifted; none if left out."),
+    drift_day: int = typer.Option(
+        None, min=0, help="First day (0-based) of the drift; 0: all days drifted; none if left out."),
     url: str = typer.Option("http://127.0.0.1:8000", help="Base URL of `efimero serve`."),
     seed: int = typer.Option(1, help="Seed of the visits and the visitors' behaviour."),
     start_date: datetime = typer.Option("2026-11-01", formats=["%Y-%m-%d"], help="Simulated date of day 0."),

@@ -6,11 +6,15 @@ import re
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
 from efimero.errors import EfimeroError
+
+if TYPE_CHECKING:
+    from efimero.store import Deleted
 
 app = typer.Typer(help="Privacy and retention of the interaction store (forget a visitor, prune old logs).",
                   no_args_is_help=True)
@@ -75,8 +79,8 @@ def prune(
     _report(deleted, json_output, f"pruned logs older than {older_than}")
 
 
-def _report(deleted: object, json_output: bool, what: str) -> None:
-    counts = asdict(deleted)  # type: ignore[call-overload]
+def _report(deleted: Deleted, json_output: bool, what: str) -> None:
+    counts = asdict(deleted)
     if json_output:
         emit_json(counts)
     else:

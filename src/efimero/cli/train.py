@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from rich.table import Table
 from efimero.cli._common import JSON_HELP, console, emit_json, progress_bar, reports_errors
 
 
-class Tuner(str, Enum):
+class Tuner(StrEnum):
     grid = "grid"
     optuna = "optuna"
 
@@ -70,10 +70,13 @@ def train(
     output: Path = typer.Option(None, help="Registry directory. \\[default: registry.model_dir of the config, models]"),
     tune_hyperparams: bool = typer.Option(False, "--tune-hyperparams", help="Search hyperparameters by k-fold CV."),
     tuner: Tuner = typer.Option(None, help="Search method. \\[default: training.tuning.method, grid]"),
-    n_trials: int = typer.Option(None, min=1, help="Optuna trials per model. \\[default: training.tuning.n_trials, 50]"),
+    n_trials: int = typer.Option(
+        None, min=1, help="Optuna trials per model. \\[default: training.tuning.n_trials, 50]"),
     cv_folds: int = typer.Option(None, min=0, help="CV folds; 0 skips CV. \\[default: training.data.cv_folds, 5]"),
-    test_size: float = typer.Option(None, min=0.01, max=0.99, help="Test share. \\[default: training.data.test_size, 0.2]"),
-    random_state: int = typer.Option(None, help="Seed of splits and models. \\[default: training.data.random_state, 42]"),
+    test_size: float = typer.Option(
+        None, min=0.01, max=0.99, help="Test share. \\[default: training.data.test_size, 0.2]"),
+    random_state: int = typer.Option(
+        None, help="Seed of splits and models. \\[default: training.data.random_state, 42]"),
     gpu: bool = typer.Option(False, "--gpu", help="Train on a CUDA GPU (XGBoost device='cuda')."),
     n_jobs: int = typer.Option(None, help="Threads per model, -1 for all cores. \\[default: training.n_jobs, -1]"),
     config: Path = typer.Option(None, help="Training config YAML. \\[default: config/training.yaml when present]"),

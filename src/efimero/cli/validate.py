@@ -14,7 +14,8 @@ def validate(
     models: Path = typer.Option(Path("models"), help="Registry directory."),
     version: str = typer.Option(None, help="Version to check. \\[default: the current one]"),
     test_data: Path = typer.Option(None, help="Labelled data for the accuracy check."),
-    config: Path = typer.Option(None, help="Config with the thresholds. \\[default: config/training.yaml when present]"),
+    config: Path = typer.Option(
+        None, help="Config with the thresholds. \\[default: config/training.yaml when present]"),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Check loading, prediction, latency and (with --test-data) accuracy; exit 1 on any FAIL."""

@@ -11,9 +11,9 @@ features drifted showed only the 3 that had moved over all of its sessions).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -27,6 +27,8 @@ from efimero.schema import CSS_TASK
 from efimero.store import latest_event_time, open_engine, sessions
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from efimero.monitor.drift import DriftReport, ReferenceData
 
 
@@ -71,17 +73,18 @@ def online_accuracy(judged: pd.DataFrame) -> float | None:
     return float((judged["status"] == "confirmed").mean()) if len(judged) else None
 
 
-def window(engine, *, start_date: date | None, end_date: date | None, days_back: int) -> tuple[datetime, datetime]:  # type: ignore[no-untyped-def]
+def window(engine: Engine, *, start_date: date | None, end_date: date | None,
+           days_back: int) -> tuple[datetime, datetime]:
     """[start, end) in UTC: explicit dates (end inclusive), or the ``days_back`` days up to the newest visit."""
     if start_date or end_date:
         if not (start_date and end_date):
             raise DataError("give both --start-date and --end-date, or neither (then --days-back applies).")
         if end_date < start_date:
             raise DataError(f"--end-date must not be before --start-date. Got {start_date} to {end_date}.")
-        begin = datetime.combine(start_date, time(), tzinfo=timezone.utc)
-        return begin, datetime.combine(end_date + timedelta(days=1), time(), tzinfo=timezone.utc)
-    newest = latest_event_time(engine) or datetime.now(timezone.utc)
-    newest = newest if newest.tzinfo else newest.replace(tzinfo=timezone.utc)
+        begin = datetime.combine(start_date, time(), tzinfo=UTC)
+        return begin, datetime.combine(end_date + timedelta(days=1), time(), tzinfo=UTC)
+    newest = latest_event_time(engine) or datetime.now(UTC)
+    newest = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
     end = newest + timedelta(microseconds=1)
     return end - timedelta(days=days_back), end
 
@@ -131,7 +134,8 @@ def collect(
     finally:
         engine.dispose()
     quality, rows, judged = QualityReport(total=len(logs)), [], []
-    for session in logs.astype(object).where(logs.notna(), None).to_dict(orient="records"):
+    records = logs.astype(object).where(logs.notna(), None).to_dict(orient="records")
+    for session in cast(list[dict[str, Any]], records):  # columns are the store's field names
         features, problems = check_log(session)
         quality.reasons.update(problems)
         if features is None:
@@ -144,7 +148,7 @@ def collect(
         if verdict.usable:
             labels, weight = targets(session, features, verdict)
             rows.append({**features, **labels, "sample_weight": weight})
-    frame = pd.DataFrame(rows, columns=CSS_TASK.columns + ["sample_weight"])
+    frame = pd.DataFrame(rows, columns=[*CSS_TASK.columns, "sample_weight"])
     if len(frame):
         frame = frame.drop_duplicates(subset=CSS_TASK.columns).reset_index(drop=True)
         frame, _ = validate_frame(frame, source=f"rows collected from {db_url}")

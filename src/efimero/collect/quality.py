@@ -83,7 +83,7 @@ def check_log(session: dict[str, Any]) -> tuple[dict[str, float] | None, list[st
         features = features_of(BrowserContext.model_validate(context))
     except ValidationError as exc:
         first = exc.errors()[0]
-        return None, problems + [f"context.{'.'.join(map(str, first['loc']))}: {first['msg']}"]
+        return None, [*problems, f"context.{'.'.join(map(str, first['loc']))}: {first['msg']}"]
     for name, value in features.items():
         low, high = _RANGES[name]
         if not (math.isfinite(value) and low <= value <= high):

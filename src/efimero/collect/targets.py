@@ -30,8 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from efimero.schema import CSS_TASK
 from efimero.css import parse_css_variables
+from efimero.schema import CSS_TASK
 
 ENGAGED_MIN_DURATION_MS = 120_000
 ENGAGED_MIN_INTERACTIONS = 5
@@ -130,7 +130,8 @@ def targets(session: dict[str, Any], features: dict[str, float], verdict: Verdic
         if features["accessibility_needs"] == 1:
             values["font_size_base"] = max(values["font_size_base"], 19.0)
     classes.update(verdict.feedback)
-    weight = WEIGHTS["feedback"] if verdict.feedback else WEIGHTS["heuristic" if verdict.status == "rejected" else "confirmed"]
+    weight = (WEIGHTS["feedback"] if verdict.feedback
+              else WEIGHTS["heuristic" if verdict.status == "rejected" else "confirmed"])
     row = {_GROUPS[group].name: label for group, label in classes.items()}
     for target in CSS_TASK.regression_targets:
         row[target.name] = round(min(max(values[target.name], target.minimum), target.maximum), 3)

@@ -206,7 +206,9 @@ def _rule_targets(
         "css_class_font": font,
         "css_class_theme": theme,
         "font_size_base": noisy(16 + mobile + 0.5 * tablet + 3.5 * access - high + 0.8 * low + 0.5 * big_screen, 0.6),
-        "line_height_base": noisy(1.5 + 0.15 * access + 0.05 * mobile - 0.1 * high + 0.08 * (font == "fuente-serif"), 0.04),
+        "line_height_base": noisy(
+            1.5 + 0.15 * access + 0.05 * mobile - 0.1 * high + 0.08 * (font == "fuente-serif"), 0.04
+        ),
         "spacing_base": noisy(8 + 4.0 * low - 3.0 * high + tablet + 2 * access, 1.0),
         "border_radius_base": noisy(6 + 6 * mobile + 4 * tablet + 2 * casual, 1.5),
         "color_primary_h": noisy(210 + 45 * night + 20 * evening - 15 * business + 10 * weekend, 12),

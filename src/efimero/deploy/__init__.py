@@ -4,4 +4,6 @@ from efimero.deploy.contract import Contract, contract_changes
 from efimero.deploy.history import DeploymentLog, DeploymentRecord, Step
 from efimero.deploy.promote import deploy, rollback, thresholds
 
-__all__ = ["Contract", "DeploymentLog", "DeploymentRecord", "Step", "contract_changes", "deploy", "rollback", "thresholds"]
+__all__ = [
+    "Contract", "DeploymentLog", "DeploymentRecord", "Step", "contract_changes", "deploy", "rollback", "thresholds",
+]

@@ -66,7 +66,8 @@ def target_lock(directory: Path, *, target: str, doing: str, wait_s: float) -> I
         try:
             handle.seek(0)
             handle.truncate()
-            handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now(), "doing": doing}))
+            handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": _now(),
+                                     "doing": doing}))
             handle.flush()
             yield
         finally:

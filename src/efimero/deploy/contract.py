@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from efimero.errors import format_list
 from efimero.bundle import ModelBundle
+from efimero.errors import format_list
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,15 @@ def contract_changes(live: Contract, candidate: Contract) -> list[str]:
         changes.append(f"candidate {candidate.version} is trained for task {candidate.task!r}, the live "
                        f"{live.version} for {live.task!r} (feature kinds and target units differ)")
     if set(live.features) != set(candidate.features):
-        changes += _removed_and_added(("feature", "features"), live, candidate, set(live.features), set(candidate.features))
+        changes += _removed_and_added(("feature", "features"), live, candidate,
+                                      set(live.features), set(candidate.features))
     elif live.features != candidate.features:
-        position = next(i for i, (a, b) in enumerate(zip(live.features, candidate.features)) if a != b)
+        position = next(i for i, (a, b) in enumerate(zip(live.features, candidate.features, strict=True)) if a != b)
         changes.append(f"candidate {candidate.version} orders its features differently from the live {live.version}: "
                        f"position {position} must be {live.features[position]!r}. "
                        f"Got {candidate.features[position]!r} instead")
-    changes += _removed_and_added(("class target", "class targets"), live, candidate, set(live.classes), set(candidate.classes))
+    changes += _removed_and_added(("class target", "class targets"), live, candidate,
+                                  set(live.classes), set(candidate.classes))
     for target in sorted(set(live.classes) & set(candidate.classes)):
         changes += _removed_and_added(("class", "classes"), live, candidate, set(live.classes[target]),
                                       set(candidate.classes[target]), of=f" of {target}")

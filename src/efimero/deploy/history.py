@@ -12,20 +12,20 @@ import json
 import socket
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from efimero._io import atomic_write_json, exclusive_lock
-from efimero.registry import DEPLOYMENT_LOG_FILE
 from efimero.errors import RegistryFormatError
+from efimero.registry import DEPLOYMENT_LOG_FILE
 
 LOG_FILE = DEPLOYMENT_LOG_FILE  # the registry reads it too, to find the version live before a damaged one
 _LOCK = ".deployments.lock"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass

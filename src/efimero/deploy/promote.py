@@ -202,7 +202,8 @@ def deploy(
             run.switch(target_registry, name, previous)
             run.step("smoke test", lambda: _smoke(target_registry, name, environment))
             keep = (previous,) if previous else ()
-            run.step("prune", lambda: f"removed {target_registry.prune(environment.max_versions_to_keep, keep=keep) or 'nothing'}")
+            run.step("prune", lambda: "removed "
+                     f"{target_registry.prune(environment.max_versions_to_keep, keep=keep) or 'nothing'}")
 
         return run.conclude(steps, lambda: _restore(run, target_registry, previous, name, added=added))
 
@@ -242,7 +243,8 @@ def rollback(
     if not environment.rollback_enabled:
         raise DeployError(f"rollback is disabled for {target} (rollback_enabled: false in environments.yaml).")
     registry = Registry(environment.model_dir)
-    with target_lock(registry.root, target=target, doing=f"rollback to {to or 'the previous version'}", wait_s=lock_wait_s):
+    with target_lock(registry.root, target=target, doing=f"rollback to {to or 'the previous version'}",
+                     wait_s=lock_wait_s):
         log = DeploymentLog(registry.root)
         current = registry.current()
         name = to or _previous_version(registry, log, current)

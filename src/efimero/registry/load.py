@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from efimero.bundle import ModelBundle, Preprocessor, TrainedModel
 from efimero.errors import ModelIntegrityError, RegistryFormatError, VersionNotFoundError
 from efimero.registry import _layout as layout
 from efimero.registry.manifest import read_json
-from efimero.bundle import ModelBundle, Preprocessor, TrainedModel
 
 _XGBOOST_PREFIX = re.compile(r"^\[[^\]]*\]\s*\S+:\d+:\s*")
 """``[12:00:00] /build/path/src/file.cc:409: `` before XGBoost's own words."""

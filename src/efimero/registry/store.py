@@ -17,21 +17,22 @@ is always what the registry's own checksums and lock protect.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from efimero._io import atomic_write_bytes, atomic_write_json, atomic_write_text, exclusive_lock, fsync_dir
+from efimero.bundle import ModelBundle
 from efimero.errors import RegistryError, RegistryFormatError, VersionNotFoundError, format_list
 from efimero.registry import _layout as layout
 from efimero.registry.load import load_bundle
 from efimero.registry.manifest import read_json, verify, write_manifest
-from efimero.bundle import ModelBundle
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,9 @@ class Registry:
                 "point it again with `efimero models set-current` or a rollback."
             ) from exc
         if not layout.is_version_name(name):
-            raise RegistryFormatError(f"{pointer}: must name a version (v_YYYYMMDD_HHMMSS[_n]). Got {name!r:.80} instead.")
+            raise RegistryFormatError(
+                f"{pointer}: must name a version (v_YYYYMMDD_HHMMSS[_n]). Got {name!r:.80} instead."
+            )
         return name
 
     def previous(self, version: str) -> str | None:
@@ -222,7 +225,7 @@ class Registry:
         try:
             self._write_files(staging, bundle, metrics=metrics, metadata=metadata)
             with exclusive_lock(self.root / layout.LOCK):
-                created = datetime.now(timezone.utc)
+                created = datetime.now(UTC)
                 name = self._reserve_name(created)
                 stamp = {"version": name, "created_at": created.isoformat(timespec="seconds")}
                 atomic_write_json(staging / layout.METADATA, {**metadata, **stamp})
@@ -284,7 +287,7 @@ class Registry:
         Backups survive pruning and damage to the version itself; ``restore`` brings one back.
         """
         name = self.resolve(version)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S_%f")
+        stamp = datetime.now(UTC).strftime("%Y%m%d_%H%M%S_%f")
         destination = self.root / layout.BACKUPS / f"{stamp}__{name}"
         staging = destination.with_name(f".{destination.name}")
         shutil.copytree(self.root / name, staging / name)
@@ -321,7 +324,7 @@ class Registry:
             else:
                 self._point_to(version)
 
-    def prune(self, max_versions_to_keep: int, *, keep: tuple[str, ...] = ()) -> list[str]:
+    def prune(self, max_versions_to_keep: int, *, keep: tuple[str, ...] = ()) -> builtins.list[str]:
         """Delete the oldest versions beyond ``max_versions_to_keep``, never the current one."""
         with exclusive_lock(self.root / layout.LOCK):
             return self._prune(max_versions_to_keep, keep=keep)
@@ -360,7 +363,7 @@ class Registry:
             return name
         raise RegistryError(f"{self.root}: too many versions created in the second {date}_{clock}.")
 
-    def _issued(self) -> list[str]:
+    def _issued(self) -> builtins.list[str]:
         """The recorded newest name and every version-named entry (registries older than the record)."""
         names = [entry.name for entry in self.root.iterdir() if layout.is_version_name(entry.name)]
         try:
@@ -384,7 +387,7 @@ class Registry:
                 "replace it with the file or directory itself."
             )
 
-    def _deployments(self) -> list[dict[str, Any]]:
+    def _deployments(self) -> builtins.list[dict[str, Any]]:
         """Records of the deployment log, oldest first; empty when it is missing or unreadable."""
         path = self.root / layout.DEPLOYMENTS
         if not path.is_file():
@@ -399,7 +402,7 @@ class Registry:
     def _point_to(self, name: str) -> None:
         atomic_write_text(self.root / layout.CURRENT, name + "\n")
 
-    def _prune(self, max_keep: int, *, keep: tuple[str, ...] = ()) -> list[str]:
+    def _prune(self, max_keep: int, *, keep: tuple[str, ...] = ()) -> builtins.list[str]:
         if max_keep < 1:
             raise RegistryError(f"max_versions_to_keep must be at least 1. Got {max_keep} instead.")
         protected = {self.current(), *keep} - {None}

@@ -11,10 +11,9 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from efimero.data import read_table
+from efimero.data import check_training_files, read_table, training_files
 from efimero.data.validate import validate_frame
 from efimero.errors import DataError
-from efimero.data import check_training_files, training_files
 from efimero.registry import Registry
 from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import ModelBundle, evaluate, stratify_by, summary_scores

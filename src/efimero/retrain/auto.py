@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ class RetrainingRun:
     mode: str
     dry_run: bool
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     finished_at: str | None = None
     live_version: str | None = None
     triggers: list[dict[str, Any]] = field(default_factory=list)
@@ -148,13 +148,13 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         collected = collect(collection.db_url, days_back=settings.triggers.data_volume.collection_window_days,
                             min_session_duration_ms=collection.min_session_duration, output=output, validate=True,
                             max_rows=collection.max_samples_per_collection, reference=reference)
-        if output is not None:
+        if collected.output is not None:  # written whenever an output was given
             made.append(collected.output)
-        stage("collect", rows=len(collected.frame), sessions=collected.statuses, online_accuracy=collected.online_accuracy,
-              quality=collected.quality.to_dict())
+        stage("collect", rows=len(collected.frame), sessions=collected.statuses,
+              online_accuracy=collected.online_accuracy, quality=collected.quality.to_dict())
         triggers = evaluate(settings.triggers, bundle=live, collected=collected, reference=reference)
         run.triggers = [t.to_dict() for t in triggers]
-        age = days_since_training(live, datetime.now(timezone.utc))
+        age = days_since_training(live, datetime.now(UTC))
         run.strategy = choose_strategy(config, triggers, age)
         stage("triggers", fired=run.fired, not_run=[t["name"] for t in run.not_run])
         if run.not_run:
@@ -172,6 +172,7 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         if collected.quality.recommendation == "abort":
             raise EfimeroError(f"data quality says abort: {collected.quality.to_dict()}")
         run.decision = f"retrain ({run.strategy}): {decision.reason}"
+        assert collected.output is not None, "a run that retrains has written what it collected"
         result = _retrain(config, run.strategy, collected.output, reference)
         run.new_version = result.version
         stage("retrain", status=result.status, reason=result.reason, version=result.version)
@@ -181,6 +182,7 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
                 run.new_version = None
             run.outcome = result.status
             return run
+        assert result.version is not None, "a successful retraining has saved a version"
         report = run_validation(models, version=result.version)
         stage("validate", passed=report.passed)
         if not report.passed:
@@ -197,7 +199,7 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         _clean_up(registry, live.version, run, made)
         return run
     finally:
-        run.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         _record(models, run)
 
 

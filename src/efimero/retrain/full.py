@@ -15,14 +15,14 @@ target blocks promotion, and only "better" makes the version current (and deploy
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from efimero._api import library_versions
 from efimero.analysis.compare import B_BETTER, B_WORSE, NO_DIFFERENCE, Comparison, compare_versions
 from efimero.config import TrainingConfig, load_training_config
-from efimero.data import write_table
+from efimero.data import data_metadata, write_table
 from efimero.deploy import deploy
-from efimero.data import data_metadata
 from efimero.registry import Registry
 from efimero.retrain._common import RetrainResult, combine, read_files, score
 from efimero.schema import CSS_TASK, TabularTask
@@ -30,7 +30,7 @@ from efimero.training import train
 
 
 def full(
-    data: list[str | Path],
+    data: Sequence[str | Path],
     *,
     output: str | Path = "models",
     config: TrainingConfig | None = None,
@@ -63,20 +63,22 @@ def full(
                             max_versions_to_keep=config.registry.max_versions_to_keep)
     result = RetrainResult("full", "success", "", parent_version=live, version=version, rows=trained.n_rows)
     if live is not None and compare_with_current:
+        holdout = trained.test_rows
+        assert holdout is not None, "train() keeps the rows it held out"
         with tempfile.TemporaryDirectory() as scratch:
-            test_file = write_table(trained.test_rows, Path(scratch) / "holdout.csv")
+            test_file = write_table(holdout, Path(scratch) / "holdout.csv")
             comparison = compare_versions(registry.path(live), registry.path(version), test_file)
         production = task.weight_column is not None and task.weight_column in frame
         verdict = _class_verdict(comparison) if production else comparison.verdict
-        result.scores = {"holdout": {"current": score(registry.load(live), trained.test_rows),
-                                     "retrained": score(trained.bundle, trained.test_rows)},
+        result.scores = {"holdout": {"current": score(registry.load(live), holdout),
+                                     "retrained": score(trained.bundle, holdout)},
                          "verdict": verdict, "deciding_targets": "class targets" if production else "all targets",
                          "outcomes": {t.target: t.outcome for t in comparison.targets}, "rule": comparison.rule}
         if verdict != B_BETTER:
             result.status = "not_better"
-            result.reason = f"compared with {live} on {len(trained.test_rows)} held-out rows: {verdict}"
+            result.reason = f"compared with {live} on {len(holdout)} held-out rows: {verdict}"
             return result
-        result.reason = f"better than {live} on {len(trained.test_rows)} held-out rows"
+        result.reason = f"better than {live} on {len(holdout)} held-out rows"
     registry.set_current(version)
     if deploy_if_better:
         record = deploy(registry.root, target, version=version)

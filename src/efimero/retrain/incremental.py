@@ -18,6 +18,7 @@ it was judged on, so the gate and deployments judge the updated models, not thei
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,7 @@ from sklearn.model_selection import train_test_split
 from efimero.config import ClassifierParams, IncrementalParameters, RegressorParams
 from efimero.gate import require_known_labels
 from efimero.registry import Registry
-from efimero.retrain._common import (RetrainResult, combine, original_test_problem, original_test_rows,
-                                     read_files, score)
+from efimero.retrain._common import RetrainResult, combine, original_test_problem, original_test_rows, read_files, score
 from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import ModelBundle, TrainedModel, evaluate, row_weights, stratify_by, summary_scores
 from efimero.training._xgb import Runtime, booster_params
@@ -44,6 +44,7 @@ def _continue(model: TrainedModel, x: np.ndarray, frame: pd.DataFrame, weight: n
     native = booster_params(params, Runtime(seed=seed, n_jobs=-1))
     native["eta"] = params.learning_rate * settings.learning_rate_factor
     if model.kind == "classifier":
+        assert model.labels is not None, "a classifier always records its labels"
         labels = pd.Categorical(frame[model.targets[0]], categories=model.labels).codes.astype(float)
         native |= {"num_class": len(model.labels), "eval_metric": "mlogloss"}
     else:
@@ -57,10 +58,10 @@ def _continue(model: TrainedModel, x: np.ndarray, frame: pd.DataFrame, weight: n
     return updated
 
 
-def _new_rows(data: list[str | Path], live: ModelBundle, task: TabularTask) -> pd.DataFrame:
+def _new_rows(data: Sequence[str | Path], live: ModelBundle, task: TabularTask) -> pd.DataFrame:
     """Read the new files, refusing one whose class labels ``live`` cannot learn (see the module docstring)."""
     frames = read_files(data, task)
-    for path, frame in zip(data, frames):
+    for path, frame in zip(data, frames, strict=True):
         require_known_labels(live, frame, str(path))
     return combine(frames, task)
 
@@ -78,7 +79,7 @@ def _forgetting_check(registry: Registry, live: ModelBundle, updated: ModelBundl
 
 
 def incremental(
-    data: list[str | Path],
+    data: Sequence[str | Path],
     *,
     models: str | Path = "models",
     settings: IncrementalParameters | None = None,

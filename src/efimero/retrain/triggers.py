@@ -15,19 +15,19 @@ share is recorded beside it, and the detail says when importance was missing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from efimero.bundle import ModelBundle
 from efimero.collect import CollectResult
 from efimero.collect.collect import online_accuracy
 from efimero.config import NegativeFeedbackTrigger, PerformanceTrigger, Triggers
 from efimero.monitor.drift import ReferenceData
 from efimero.monitor.drift.psi import psi_categorical
 from efimero.schema import CSS_TASK
-from efimero.bundle import ModelBundle
 
 FIRED, NOT_FIRED, NOT_RUN, DISABLED = "fired", "not_fired", "not_run", "disabled"
 STATUSES = (FIRED, NOT_FIRED, NOT_RUN, DISABLED)
@@ -82,12 +82,14 @@ def _performance(judged: pd.DataFrame, settings: PerformanceTrigger) -> Trigger:
     recent = judged[times > times.max() - window]
     before = judged[(times <= times.max() - window) & (times > times.max() - 2 * window)]
     now, earlier = online_accuracy(recent), online_accuracy(before)
+    assert now is not None, "the window always holds the newest session"
     drop = (earlier - now) / earlier if earlier else 0.0
     low, fell = now < settings.accuracy_threshold, drop > settings.max_drop_percentage
     detail = (f"online accuracy {now:.3f} over the last {settings.monitoring_window_hours:g} h "
               f"(threshold {settings.accuracy_threshold:g})")
     if earlier is not None:
-        detail += f", {earlier:.3f} the {settings.monitoring_window_hours:g} h before (drop {drop:+.1%}, max {settings.max_drop_percentage:.0%})"
+        detail += (f", {earlier:.3f} the {settings.monitoring_window_hours:g} h before "
+                   f"(drop {drop:+.1%}, max {settings.max_drop_percentage:.0%})")
     return _checked("performance", settings.enabled, low or fell, now, settings.accuracy_threshold, detail)
 
 
@@ -148,7 +150,7 @@ def evaluate(
     ``reference`` (the live version's training data, :func:`~efimero.monitor.drift.reference_of`):
     its drift report is the feature-drift trigger's measurement.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     age = days_since_training(bundle, now)
     time_based = triggers.time_based
     volume = triggers.data_volume

@@ -12,8 +12,8 @@ from fastapi.staticfiles import StaticFiles
 
 from efimero.registry import Registry
 from efimero.serve.errors import EXCEPTION_HANDLERS
-from efimero.serve.holder import ModelHolder
 from efimero.serve.guards import BodyGuardMiddleware, RateLimitMiddleware
+from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import MetricsMiddleware, ServiceMetrics, StoreCollector
 from efimero.serve.routes import interactions, ops, pages, predict
 from efimero.serve.settings import ServeSettings

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Request
 
+from efimero.bundle import ModelBundle
 from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import ServiceMetrics
 from efimero.store import InteractionStore
-from efimero.bundle import ModelBundle
 
 
 async def get_holder(request: Request) -> ModelHolder:

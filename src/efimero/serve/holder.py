@@ -15,12 +15,12 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from efimero.bundle import ModelBundle
 from efimero.errors import EfimeroError, VersionNotFoundError
 from efimero.registry import Registry
-from efimero.bundle import ModelBundle
 
 if TYPE_CHECKING:
     from efimero.serve.metrics import ServiceMetrics
@@ -248,7 +248,7 @@ class ModelHolder:
     def _publish(self, bundle: ModelBundle, *, fallback: str | None = None) -> None:
         """Swap in ``bundle``; its state first, so whoever sees the new bundle sees its state too."""
         previous = self.bundle.version if self.bundle else None
-        self.loaded_at, self.fallback = datetime.now(timezone.utc), fallback
+        self.loaded_at, self.fallback = datetime.now(UTC), fallback
         self._integrity_error, self._verified_at = None, time.monotonic()
         if fallback is None:
             self._load_error, self._retry = None, None

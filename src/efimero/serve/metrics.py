@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any
-
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,13 +19,16 @@ class ServiceMetrics:
     def __init__(self) -> None:
         disable_created_metrics()  # the *_created series only double the output
         self.registry = CollectorRegistry()
-        self.requests = Counter("efimero_http_requests_total", "HTTP requests", ["route", "method", "status"], registry=self.registry)
+        self.requests = Counter("efimero_http_requests_total", "HTTP requests", ["route", "method", "status"],
+                                registry=self.registry)
         self.latency = Histogram(
             "efimero_http_request_duration_seconds", "HTTP request latency", ["route"],
             buckets=_LATENCY_BUCKETS, registry=self.registry,
         )
-        self.errors = Counter("efimero_http_errors_total", "Responses with status >= 400", ["route", "status"], registry=self.registry)
-        self.predictions = Counter("efimero_predictions_total", "Predictions served", ["model_version"], registry=self.registry)
+        self.errors = Counter("efimero_http_errors_total", "Responses with status >= 400", ["route", "status"],
+                              registry=self.registry)
+        self.predictions = Counter("efimero_predictions_total", "Predictions served", ["model_version"],
+                                   registry=self.registry)
         self.predicted_classes = Counter(
             "efimero_predicted_class_total", "Predicted CSS classes", ["group", "css_class"], registry=self.registry
         )
@@ -44,7 +46,8 @@ class ServiceMetrics:
             "efimero_model_watcher_check_age_seconds", "Seconds since the model watcher last completed a round",
             registry=self.registry,
         )
-        self.model_watcher_up = Gauge("efimero_model_watcher_up", "1 while the model watcher thread runs", registry=self.registry)
+        self.model_watcher_up = Gauge("efimero_model_watcher_up", "1 while the model watcher thread runs",
+                                      registry=self.registry)
         self.model_fallback = Gauge(
             "efimero_model_fallback", "1 while an earlier version is served because current cannot be loaded",
             registry=self.registry,
@@ -105,6 +108,7 @@ class StoreCollector(Collector):
             for kind in ("prediction", "interaction"):
                 family.add_metric([kind], counts[kind])
             yield family
-        yield GaugeMetricFamily("efimero_store_pending_records", "Log records waiting for the store", value=self.store.pending)
+        yield GaugeMetricFamily("efimero_store_pending_records", "Log records waiting for the store",
+                                value=self.store.pending)
         yield GaugeMetricFamily("efimero_store_writer_up", "1 while the store's writer thread runs",
                                 value=float(self.store.writer_alive))

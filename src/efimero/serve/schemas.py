@@ -164,9 +164,12 @@ class InteractionRequest(BaseModel):
     prediction_id: StoredText = Field(
         ..., min_length=1, max_length=64, description="Id returned by /v1/predict (signed: any worker verifies it)"
     )
-    session_id: StoredText = Field(..., min_length=1, max_length=128, description="Client session id; no NUL characters")
+    session_id: StoredText = Field(
+        ..., min_length=1, max_length=128, description="Client session id; no NUL characters"
+    )
     user_id: StoredText | None = Field(
-        None, max_length=256, description="Optional user id; stored only as an HMAC under the deployment's secret pepper; no NUL characters"
+        None, max_length=256,
+        description="Optional user id; stored only as an HMAC under the deployment's secret pepper; no NUL characters",
     )
     session_duration: StrictInt = Field(..., ge=0, le=86_400_000, description="Session length, milliseconds")
     interactions_count: StrictInt = Field(..., ge=0, le=1_000_000, description="Clicks, taps and key presses")

@@ -32,7 +32,8 @@ class ServeSettings(BaseModel):
         None, description="Per-client limit on the public routes, e.g. '100/minute' (off when unset)"
     )
     rate_limit_storage: str = Field(
-        "memory://", description="Where rate-limit counters live: memory:// (per worker) or redis://host:port/db (shared)"
+        "memory://",
+        description="Where rate-limit counters live: memory:// (per worker) or redis://host:port/db (shared)",
     )
     user_id_pepper_file: Path | None = Field(
         None, description=f"File holding the user-id pepper (${PEPPER_ENV} wins; created if missing). "
@@ -48,7 +49,9 @@ class ServeSettings(BaseModel):
             try:
                 parse(value)
             except ValueError as exc:
-                raise ValueError(f"rate_limit must read like '100/minute' or '10 per second'. Got {value!r} instead.") from exc
+                raise ValueError(
+                    f"rate_limit must read like '100/minute' or '10 per second'. Got {value!r} instead."
+                ) from exc
         return value
 
     @property

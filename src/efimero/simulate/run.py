@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -196,6 +196,11 @@ def _check(visitors: int, days: int, drift_day: int | None, concurrency: int) ->
         raise ValueError(f"concurrency must be at least 1. Got {concurrency} instead.")
 
 
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts keyed by its (string) column names."""
+    return cast(list[dict[str, Any]], frame.to_dict("records"))
+
+
 def _summarise(outcomes: pd.DataFrame, drift_day: int | None, start_date: date) -> tuple[
     Aggregate, dict[str, Aggregate], dict[str, Aggregate]
 ]:
@@ -210,12 +215,12 @@ def _summarise(outcomes: pd.DataFrame, drift_day: int | None, start_date: date) 
         phases = {"all": Aggregate.of(outcomes)}
     else:
         after = outcomes["after_drift"].astype(bool)
-        phases = {name: Aggregate.of(outcomes[mask]) for name, mask in (("before_drift", ~after), ("after_drift", after))
-                  if mask.any()}
-    per_day = {
-        (start_date + timedelta(days=int(day))).isoformat(): Aggregate.of(group)
-        for day, group in outcomes.groupby("day", sort=True)
-    }
+        phases = {name: Aggregate.of(outcomes[mask])
+                  for name, mask in (("before_drift", ~after), ("after_drift", after)) if mask.any()}
+    per_day: dict[str, Aggregate] = {}
+    day: Any  # a value of the integer column ``day``
+    for day, group in outcomes.groupby("day", sort=True):
+        per_day[(start_date + timedelta(days=int(day))).isoformat()] = Aggregate.of(group)
     return Aggregate.of(outcomes), phases, per_day
 
 
@@ -263,8 +268,8 @@ def simulate(
     visits = draw_visits(rng, visits=visitors, days=days, drift_day=drift_day, start_date=start_date,
                          id_prefix=f"sim{seed}")
     contexts = browser_contexts(visits, rng)
-    preferred = preferences(intended_features(visits), visits["after_drift"].to_numpy()).to_dict("records")
-    rows = visits.drop(columns=["local_time"]).to_dict("records")
+    preferred = _records(preferences(intended_features(visits), visits["after_drift"].to_numpy()))
+    rows = _records(visits.drop(columns=["local_time"]))
     started = time.perf_counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     outcomes = []

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -173,6 +174,7 @@ def browser_contexts(visits: pd.DataFrame, rng: np.random.Generator) -> list[dic
     scheme = rng.choice(["light", "dark", "no-preference"], n, p=[0.6, 0.3, 0.1])
     access_kind = rng.choice(["motion", "contrast", "both"], n, p=[0.5, 0.3, 0.2])
     contexts = []
+    row: Any  # a row of ``visits``
     for i, row in enumerate(visits.itertuples(index=False)):
         device = row.device_type
         width, height = int(row.viewport_width), int(row.viewport_height)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, inspect, text
 
-from efimero.store.models import PREDICTION_ID_LENGTH, InteractionRecord
+from efimero.store.models import PREDICTION_ID_LENGTH, Base, InteractionRecord
 
 _KEEP_FIRST_COPY = (
     "DELETE FROM interactions WHERE id NOT IN "
@@ -28,7 +28,7 @@ def migrate_v1(engine: Engine) -> None:
 
 
 def _rebuild_sqlite(engine: Engine) -> None:
-    table = InteractionRecord.__table__
+    table = Base.metadata.tables[InteractionRecord.__tablename__]
     columns = ", ".join(column.name for column in table.columns)
     old_indexes = [index["name"] for index in inspect(engine).get_indexes("interactions") if index["name"]]
     with engine.begin() as connection:
@@ -55,6 +55,7 @@ def _alter_in_place(engine: Engine) -> None:
             ))
         connection.execute(text(_KEEP_FIRST_COPY))
         connection.execute(text(
-            "ALTER TABLE interactions ADD CONSTRAINT uq_interactions_prediction_session UNIQUE (prediction_id, session_id)"
+            "ALTER TABLE interactions ADD CONSTRAINT uq_interactions_prediction_session "
+            "UNIQUE (prediction_id, session_id)"
         ))
         connection.execute(text("CREATE INDEX IF NOT EXISTS ix_interactions_user_hash ON interactions (user_hash)"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
@@ -17,6 +18,10 @@ from sqlalchemy.orm import Session
 from efimero.errors import StoreError
 from efimero.store._migrate import migrate_v1
 from efimero.store.models import SCHEMA_VERSION, Base, Meta
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 DEFAULT_URL = "sqlite:///data/efimero.db"
 
@@ -35,7 +40,7 @@ def _normalise(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     # WAL with synchronous=NORMAL keeps every committed transaction through a process crash
     # (kill -9); only power loss can undo the last ones (sqlite.org/wal.html).
@@ -69,7 +74,8 @@ def open_engine(url: str = DEFAULT_URL, *, create: bool = True) -> Engine:
     """
     url = _normalise(url)
     shown = _display(url)
-    sqlite_file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else None
+    on_disk = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+    sqlite_file = url.removeprefix("sqlite:///") if on_disk else None
     if sqlite_file is not None:
         if create:
             Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)

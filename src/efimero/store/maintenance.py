@@ -7,9 +7,10 @@ never locked out for longer than one batch takes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Engine, Select, delete, or_, select
+from sqlalchemy import ColumnElement, CursorResult, Engine, Result, Select, delete, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -46,13 +47,13 @@ def forget_user(engine: Engine, user_id: str, *, pepper: bytes, batch_size: int 
 def prune_older_than(engine: Engine, age: timedelta, *, batch_size: int = DEFAULT_BATCH,
                      now: datetime | None = None) -> Deleted:
     """Delete predictions created before ``now - age`` with their interactions, and older interactions."""
-    cutoff = (now or datetime.now(timezone.utc)) - age
+    cutoff = (now or datetime.now(UTC)) - age
     ids = select(PredictionRecord.prediction_id).where(PredictionRecord.created_at < cutoff)
     return _delete_in_batches(engine, ids, InteractionRecord.received_at < cutoff, batch_size)
 
 
 def _delete_in_batches(
-    engine: Engine, prediction_ids: Select[tuple[str]], interaction_filter: ColumnElement[bool], batch_size: int
+    engine: Engine, prediction_ids: Select[str], interaction_filter: ColumnElement[bool], batch_size: int
 ) -> Deleted:
     """Delete predictions named by ``prediction_ids`` and interactions matching them or ``interaction_filter``."""
     predictions = interactions = batches = 0
@@ -60,13 +61,15 @@ def _delete_in_batches(
         while True:
             with Session(engine) as session, session.begin():
                 chosen = list(session.scalars(prediction_ids.distinct().limit(batch_size)))
-                removed_interactions = session.execute(
-                    delete(InteractionRecord).where(or_(InteractionRecord.prediction_id.in_(chosen),
-                                                        InteractionRecord.id.in_(_first_ids(interaction_filter, batch_size))))
-                ).rowcount
-                removed_predictions = session.execute(
+                removed_interactions = _rowcount(session.execute(
+                    delete(InteractionRecord).where(or_(
+                        InteractionRecord.prediction_id.in_(chosen),
+                        InteractionRecord.id.in_(_first_ids(interaction_filter, batch_size)),
+                    ))
+                ))
+                removed_predictions = _rowcount(session.execute(
                     delete(PredictionRecord).where(PredictionRecord.prediction_id.in_(chosen))
-                ).rowcount
+                ))
             if not removed_interactions and not removed_predictions:
                 return Deleted(predictions, interactions, batches)
             predictions += removed_predictions
@@ -76,7 +79,12 @@ def _delete_in_batches(
         raise StoreError(f"deleting from the store failed after {batches} batch(es): {exc}") from exc
 
 
-def _first_ids(interaction_filter: ColumnElement[bool], batch_size: int) -> Select[tuple[int]]:
+def _rowcount(result: Result[Any]) -> int:
+    """Rows a DELETE removed: the session answers DML with a CursorResult, typed as a plain Result."""
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def _first_ids(interaction_filter: ColumnElement[bool], batch_size: int) -> Select[int]:
     # A derived table: MySQL-style engines refuse a subquery on the table being deleted from.
     inner = select(InteractionRecord.id).where(interaction_filter).limit(batch_size).subquery()
     return select(inner.c.id)

@@ -211,7 +211,7 @@ class InteractionStore:
             batch = self._gather(first)
             try:
                 self._write(batch)
-            except Exception as exc:  # noqa: BLE001 - the writer must outlive any bug in one batch
+            except Exception as exc:  # the writer must outlive any bug in one batch
                 logger.exception("store writer failed on a batch of %d records", len(batch))
                 for item in batch:
                     self.stats.failed[item.kind] += 1

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, log_loss, r2_score, root_mean_squared_error
 
+from efimero.bundle import ModelKind, TrainedModel
 from efimero.config import ClassifierParams, ModelSettings, RegressorParams, XGBoostParams
 from efimero.schema import TabularTask
-from efimero.bundle import ModelKind, TrainedModel
 from efimero.training._xgb import Runtime, fit_classifier, fit_regressor
 
 
@@ -77,7 +77,8 @@ def model_specs(task: TabularTask, frame: pd.DataFrame) -> list[ModelSpec]:
     specs = []
     for target in task.class_targets:
         present = set(frame[target.name].unique())
-        specs.append(ModelSpec(target.name, "classifier", [target.name], [l for l in target.labels if l in present]))
+        labels = [label for label in target.labels if label in present]
+        specs.append(ModelSpec(target.name, "classifier", [target.name], labels))
     if task.regression_targets:
         specs.append(ModelSpec(task.regression_model, "regressor", task.regression_target_names))
     return specs

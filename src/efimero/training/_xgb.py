@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from efimero.bundle import TrainedModel
 from efimero.config import ClassifierParams, RegressorParams, XGBoostParams
 from efimero.errors import TrainingError
-from efimero.bundle import TrainedModel
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,10 @@ def check_gpu() -> None:
         raise TrainingError("--gpu was given but XGBoost sees no CUDA GPU on this machine. Drop --gpu.")
 
 
-def booster_params(params: XGBoostParams, runtime: Runtime) -> dict[str, Any]:
+def booster_params(params: ClassifierParams | RegressorParams, runtime: Runtime) -> dict[str, Any]:
     """Translate settings into the parameter dict of ``xgboost.train``."""
     native: dict[str, Any] = {
-        "objective": params.objective,  # type: ignore[attr-defined]
+        "objective": params.objective,
         "eta": params.learning_rate,
         "max_depth": params.max_depth,
         "alpha": params.reg_alpha,

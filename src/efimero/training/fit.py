@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from efimero.bundle import ModelBundle, Preprocessor
 from efimero.config import TrainingSettings
 from efimero.errors import TrainingError
 from efimero.schema import TabularTask
-from efimero.bundle import ModelBundle, Preprocessor
 from efimero.training._spec import ModelSpec, model_specs
 from efimero.training._xgb import Runtime, check_gpu
 from efimero.training.metrics import evaluate, summary_scores

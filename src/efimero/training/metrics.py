@@ -25,7 +25,7 @@ def classification_metrics(model: TrainedModel, y_true: pd.Series, probabilities
         "macro_f1": float(f1_score(y_true, predicted, average="macro", labels=labels, zero_division=0)),
         "log_loss": float(log_loss(codes, probabilities, labels=np.arange(len(labels)))),
         "baseline_accuracy": float((y_true == majority).mean()),
-        "n": int(len(y_true)),
+        "n": len(y_true),
     }
 
 
@@ -44,7 +44,7 @@ def evaluate(bundle: ModelBundle, frame: pd.DataFrame) -> dict[str, Any]:
     Returns ``{"classification": {target: {...}}, "regression": {target: {...}}, "n_rows": n}``.
     """
     outputs = bundle.predict_outputs(frame)
-    result: dict[str, Any] = {"classification": {}, "regression": {}, "n_rows": int(len(frame))}
+    result: dict[str, Any] = {"classification": {}, "regression": {}, "n_rows": len(frame)}
     for name, output in outputs.items():
         model = bundle.models[name]
         if model.kind == "classifier":

@@ -105,7 +105,7 @@ def tune(
     if settings.method == "grid":
         names = list(settings.grid)
         for combo in itertools.product(*(settings.grid[n] for n in names)):
-            evaluate(dict(zip(names, combo)))
+            evaluate(dict(zip(names, combo, strict=True)))
     else:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(

@@ -32,13 +32,13 @@ from efimero.monitor.drift.registry import (
 )
 
 # Registration order is the order statistics appear in reports.
-from efimero.monitor.drift.ks import ks_p_value  # noqa: E402  isort: skip
-from efimero.monitor.drift.psi import PSI_MODERATE, PSI_SIGNIFICANT, psi_band  # noqa: E402  isort: skip
-from efimero.monitor.drift.wasserstein import wasserstein_score  # noqa: E402  isort: skip
-from efimero.monitor.drift.jensen_shannon import js_categorical, js_numeric  # noqa: E402  isort: skip
-from efimero.monitor.drift.chi2 import chi2_p_value  # noqa: E402  isort: skip
-from efimero.monitor.drift.psi import psi_categorical, psi_numeric  # noqa: E402  isort: skip
-from efimero.monitor.drift.dataset import (  # noqa: E402  isort: skip
+from efimero.monitor.drift.ks import ks_p_value  # isort: skip
+from efimero.monitor.drift.psi import PSI_MODERATE, PSI_SIGNIFICANT, psi_band  # isort: skip
+from efimero.monitor.drift.wasserstein import wasserstein_score  # isort: skip
+from efimero.monitor.drift.jensen_shannon import js_categorical, js_numeric  # isort: skip
+from efimero.monitor.drift.chi2 import chi2_p_value  # isort: skip
+from efimero.monitor.drift.psi import psi_categorical, psi_numeric  # isort: skip
+from efimero.monitor.drift.dataset import (  # isort: skip
     DATASET_DRIFT,
     DEFAULT_SHARE_THRESHOLD,
     DRIFT_RULE,
@@ -54,8 +54,8 @@ from efimero.monitor.drift.dataset import (  # noqa: E402  isort: skip
     detect_drift,
     infer_feature_types,
 )
-from efimero.monitor.drift.report import export_report, plot_drift  # noqa: E402  isort: skip
-from efimero.monitor.drift.reference import (  # noqa: E402  isort: skip
+from efimero.monitor.drift.report import export_report, plot_drift  # isort: skip
+from efimero.monitor.drift.reference import (  # isort: skip
     ReferenceData,
     choose_reference,
     feature_importance,

@@ -57,7 +57,7 @@ def reference_of(bundle: ModelBundle) -> ReferenceData:
         3000
     """
     files = training_files(bundle.metadata)
-    problem = check_training_files(bundle.version, files)
+    problem = check_training_files(str(bundle.version), files)
     frame = None if problem else pd.concat([read_table(f.path) for f in files], ignore_index=True)
     return ReferenceData(f"version {bundle.version}", files, frame, feature_importance(bundle), problem)
 

@@ -59,8 +59,8 @@ def _numeric_plot(axis: Axes, ref: np.ndarray, cur: np.ndarray, labels: Sequence
         edges = np.arange(low - 0.5, high + 1.0)
     else:
         edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
-    for sample, label, colour in zip((ref, cur), labels, _COLOURS):
-        axis.hist(np.clip(sample, low, high), bins=edges, weights=np.full(len(sample), 1 / len(sample)),
+    for sample, label, colour in zip((ref, cur), labels, _COLOURS, strict=True):
+        axis.hist(np.clip(sample, low, high), bins=edges.tolist(), weights=np.full(len(sample), 1 / len(sample)),
                   histtype="stepfilled", alpha=0.45, color=colour, edgecolor=colour, label=f"{label} (n={len(sample)})")
 
 
@@ -68,7 +68,7 @@ def _categorical_plot(axis: Axes, ref: np.ndarray, cur: np.ndarray, labels: Sequ
     pooled = pd.Series(np.concatenate([ref, cur])).value_counts()
     categories = sorted(pooled.index[:MAX_CATEGORIES], key=lambda c: (isinstance(c, str), c))
     x = np.arange(len(categories))
-    for offset, sample, label, colour in zip((-0.2, 0.2), (ref, cur), labels, _COLOURS):
+    for offset, sample, label, colour in zip((-0.2, 0.2), (ref, cur), labels, _COLOURS, strict=True):
         counts = pd.Series(sample).value_counts()
         shares = [counts.get(category, 0) / len(sample) for category in categories]
         axis.bar(x + offset, shares, 0.4, color=colour, alpha=0.8, label=f"{label} (n={len(sample)})")

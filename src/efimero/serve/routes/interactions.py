@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -51,7 +51,7 @@ async def record_interaction(
     try:
         committed = store.record_interaction({
             "prediction_id": log.prediction_id,
-            "received_at": datetime.now(timezone.utc),
+            "received_at": datetime.now(UTC),
             "session_id": log.session_id,
             "user_hash": store.hash_user(log.user_id) if log.user_id else None,
             "session_duration_ms": log.session_duration,

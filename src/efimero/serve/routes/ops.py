@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from efimero.bundle import ModelBundle
 from efimero.serve.deps import get_bundle, get_holder, get_metrics, get_store
 from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import ServiceMetrics
 from efimero.serve.schemas import Health, ModelInfo
 from efimero.store import InteractionStore
-from efimero.bundle import ModelBundle
 
 router = APIRouter(tags=["operations"])
 

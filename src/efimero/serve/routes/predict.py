@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import numpy as np
@@ -10,14 +10,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
+from efimero.bundle import ModelBundle, Prediction
 from efimero.context import event_time, features_of, features_of_many
-from efimero.schema import FEATURE_NAMES
 from efimero.css import class_key, css_variables
+from efimero.schema import FEATURE_NAMES
 from efimero.serve.deps import get_bundle, get_metrics, get_store
 from efimero.serve.metrics import ServiceMetrics
 from efimero.serve.schemas import BatchPredictRequest, BatchPredictResponse, PredictRequest, PredictResponse
 from efimero.store import InteractionStore
-from efimero.bundle import ModelBundle, Prediction
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
@@ -39,7 +39,7 @@ def _respond(
     )
     store.record_prediction({
         "prediction_id": response.prediction_id,
-        "created_at": datetime.now(timezone.utc),
+        "created_at": datetime.now(UTC),
         "event_time": event_time(request),
         "model_version": response.model_version,
         "context": request.model_dump(mode="json"),
@@ -89,8 +89,9 @@ async def predict_batch(
     return BatchPredictResponse(predictions=responses)
 
 
-def _predict_many(contexts: list[PredictRequest], bundle: ModelBundle, store: InteractionStore) -> list[PredictResponse]:
+def _predict_many(contexts: list[PredictRequest], bundle: ModelBundle,
+                  store: InteractionStore) -> list[PredictResponse]:
     rows = features_of_many(contexts)
     matrix = np.array([[row[name] for name in FEATURE_NAMES] for row in rows], dtype=float)
     predictions = bundle.predict_rows(matrix)
-    return [_respond(c, f, p, store) for c, f, p in zip(contexts, rows, predictions)]
+    return [_respond(c, f, p, store) for c, f, p in zip(contexts, rows, predictions, strict=True)]
