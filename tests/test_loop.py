@@ -21,7 +21,7 @@ from efimero.data.generate import generate_dataset
 from efimero.deploy import deploy
 from efimero.monitor import detect_drift
 from efimero.registry import Registry
-from efimero.retrain import auto_retrain, read_runs
+from efimero.pipeline import auto_retrain, read_runs
 from efimero.schema import CSS_TASK
 from efimero.serve import ServeSettings
 from efimero.simulate import SHIFTED_FEATURES, simulate

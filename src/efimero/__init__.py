@@ -30,7 +30,7 @@ _LAZY = {
     "analyze": "efimero.analysis.analyze",
     "compare_versions": "efimero.analysis.compare",
     "detect_drift": "efimero.monitor",
-    "auto_retrain": "efimero.retrain",
+    "auto_retrain": "efimero.pipeline",
     "create_app": "efimero.serve",
     "Registry": "efimero.registry",
     "CSS_TASK": "efimero.schema",

@@ -62,3 +62,23 @@ def test_readers_given_a_mistyped_store_url_fail_naming_it_and_create_nothing(re
         assert result.exit_code == 1, result.output
         assert str(typo) in result.output and "does not exist" in result.output
         assert not typo.parent.exists()
+
+
+def test_full_with_deploy_if_better_deploys_what_became_current(registry_copy, small_csv, tmp_path, monkeypatch) -> None:
+    root, _ = registry_copy()
+    monkeypatch.chdir(tmp_path)  # config/environments.yaml's staging model_dir is relative
+    result = invoke("retrain", "full", "--data", small_csv, "--output", root, "--cv-folds", 0, "--no-compare",
+                    "--deploy-if-better", "--target", "staging", "--json")
+    assert result.exit_code == 0, result.output
+    retrained = json.loads(result.stdout)
+    assert retrained["status"] == "success" and retrained["scores"]["deployment"]["status"] == "success"
+    staging = json.loads((tmp_path / "models" / "staging" / "deployments.json").read_text())
+    assert staging["deployments"][-1]["version"] == retrained["version"]
+
+
+def test_retraining_never_imports_deployment() -> None:
+    import subprocess
+    import sys
+
+    script = "import sys, efimero.retrain, efimero.retrain.triggers; print('efimero.deploy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip() == "False"

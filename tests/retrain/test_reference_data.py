@@ -21,7 +21,8 @@ from efimero.data import write_table
 from efimero.data.generate import generate_dataset
 from efimero.monitor.drift import reference_of
 from efimero.registry import Registry
-from efimero.retrain import auto_retrain, full, read_runs
+from efimero.pipeline import auto_retrain, read_runs
+from efimero.retrain import full
 from efimero.retrain._common import original_test_problem, original_test_rows
 from tests.collect.conftest import ENGAGED, WINDOW, contexts, crafted_store  # noqa: F401 - fixture
 from tests.conftest import fast_config

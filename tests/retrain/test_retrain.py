@@ -8,7 +8,8 @@ from efimero.collect import collect
 from efimero.config import IncrementalParameters, load_retraining_config
 from efimero.data.validate import load_training_data
 from efimero.registry import Registry
-from efimero.retrain import auto_retrain, incremental, read_runs
+from efimero.pipeline import auto_retrain, read_runs
+from efimero.retrain import incremental
 
 
 def test_collected_rows_are_training_data(simulated, tmp_path) -> None:

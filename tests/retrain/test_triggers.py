@@ -12,8 +12,8 @@ from efimero.collect.collect import session_drift
 from efimero.config import load_retraining_config
 from efimero.monitor.drift import ReferenceData, feature_importance, reference_of
 from efimero.registry import Registry
-from efimero.retrain import auto_retrain, read_runs
-from efimero.retrain.auto import decide
+from efimero.pipeline import auto_retrain, read_runs
+from efimero.pipeline.auto import decide
 from efimero.retrain.triggers import Trigger, evaluate
 from efimero.schema import CSS_TASK
 from tests.collect.conftest import ENGAGED, WINDOW, contexts, crafted_store  # noqa: F401 - fixture

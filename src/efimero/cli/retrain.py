@@ -117,12 +117,15 @@ def full_retrain(
 ) -> None:
     """Retrain from scratch on the combined data; compare with the live version; promote only if better."""
     from efimero.config import load_training_config
+    from efimero.pipeline import deploy_retrained
     from efimero.retrain import full
 
     config = load_training_config(overrides={"training": {"data": {"cv_folds": cv_folds, "allow_duplicates": True}}})
-    _show(full(data, output=output, config=config, tune_hyperparams=tune_hyperparams,
-               compare_with_current=compare_with_current, deploy_if_better=deploy_if_better, target=target),
-          json_output)
+    result = full(data, output=output, config=config, tune_hyperparams=tune_hyperparams,
+                  compare_with_current=compare_with_current)
+    if deploy_if_better:
+        result = deploy_retrained(result, models=output, target=target)
+    _show(result, json_output)
 
 
 _STATUS_STYLE = {"fired": "[red]fired[/]", "not_fired": "not fired", "not_run": "[yellow]NOT RUN[/]",
@@ -147,7 +150,7 @@ def auto_retrain(
 ) -> None:
     """Triggers → strategy → collect → validate → retrain → validate → deploy; every run recorded."""
     from efimero.config import load_retraining_config
-    from efimero.retrain import auto_retrain as run_auto
+    from efimero.pipeline import auto_retrain as run_auto
 
     overrides: dict = {"retraining": {}}
     if db:

@@ -1,8 +1,11 @@
-"""Retraining: incremental updates, full retraining, triggers and the automated loop."""
+"""Retraining: incremental updates and full retraining of a registry's live version, and the triggers.
+
+Deciding when to retrain, and deploying what retraining made, is the pipeline's job
+(:mod:`efimero.pipeline`): retraining changes the registry only, through its API.
+"""
 
 from efimero.retrain._common import RetrainResult
-from efimero.retrain.auto import RetrainingRun, auto_retrain, read_runs
 from efimero.retrain.full import full
 from efimero.retrain.incremental import incremental
 
-__all__ = ["RetrainResult", "RetrainingRun", "auto_retrain", "full", "incremental", "read_runs"]
+__all__ = ["RetrainResult", "full", "incremental"]

@@ -9,7 +9,7 @@ values the live model itself served (confirmed sessions keep the served style), 
 model scores near-perfectly on them by construction; there the class targets decide — where
 behaviour and explicit feedback carry evidence independent of the live model — and the
 regression results are reported beside them. Either way a single significantly worse deciding
-target blocks promotion, and only "better" makes the version current (and deploys it when asked).
+target blocks promotion, and only "better" makes the version current (deploying it is the pipeline's job).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from efimero._api import library_versions
 from efimero.analysis.compare import B_BETTER, B_WORSE, NO_DIFFERENCE, Comparison, compare_versions
 from efimero.config import TrainingConfig, load_training_config
 from efimero.data import data_metadata, write_table
-from efimero.deploy import deploy
 from efimero.registry import Registry
 from efimero.retrain._common import RetrainResult, combine, read_files, score
 from efimero.schema import CSS_TASK, TabularTask
@@ -36,8 +35,6 @@ def full(
     config: TrainingConfig | None = None,
     tune_hyperparams: bool = False,
     compare_with_current: bool = True,
-    deploy_if_better: bool = False,
-    target: str = "staging",
     task: TabularTask = CSS_TASK,
 ) -> RetrainResult:
     """Retrain every model from scratch on ``data``; promote only a significantly better version.
@@ -80,11 +77,6 @@ def full(
             return result
         result.reason = f"better than {live} on {len(holdout)} held-out rows"
     registry.set_current(version)
-    if deploy_if_better:
-        record = deploy(registry.root, target, version=version)
-        result.scores["deployment"] = {"target": target, "status": record.status, "log": record.log}
-        if record.status != "success":
-            result.reason += f"; deployment to {target} failed: {record.error}"
     return result
 
 

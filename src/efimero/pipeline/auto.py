@@ -29,9 +29,7 @@ from efimero.errors import EfimeroError
 from efimero.gate import run_validation
 from efimero.monitor.drift import ReferenceData, reference_of
 from efimero.registry import Registry
-from efimero.retrain._common import RetrainResult
-from efimero.retrain.full import full
-from efimero.retrain.incremental import incremental
+from efimero.retrain import RetrainResult, full, incremental
 from efimero.retrain.triggers import FIRED, NOT_RUN, Trigger, days_since_training, evaluate
 
 logger = logging.getLogger(__name__)
@@ -231,3 +229,17 @@ def _clean_up(registry: Registry, live: str | None, run: RetrainingRun, made: li
             path.with_name(f"{path.stem}_metadata.json").unlink(missing_ok=True)
     except EfimeroError as exc:  # cleaning must not hide the original failure
         logger.error("clean-up after a failed retraining run was incomplete: %s", exc)
+
+
+def deploy_retrained(result: RetrainResult, *, models: str | Path, target: str) -> RetrainResult:
+    """Deploy the version a retraining made current to ``target`` (``retrain full --deploy-if-better``).
+
+    A retraining that saved nothing better is returned as it is; the deployment's steps and
+    outcome are added to ``result.scores["deployment"]``.
+    """
+    if result.status == "success" and result.version is not None:
+        record = deploy(models, target, version=result.version)
+        result.scores["deployment"] = {"target": target, "status": record.status, "log": record.log}
+        if record.status != "success":
+            result.reason += f"; deployment to {target} failed: {record.error}"
+    return result
