@@ -1,18 +1,47 @@
 """Pydantic models for the YAML files under ``config/``.
 
-Precedence lives in one place, :func:`load_training_config`: built-in defaults < YAML file <
-explicit overrides (the CLI flags). Every model forbids unknown keys so a typo is an error
-that names the file and the dotted key, not a silently ignored setting.
+Precedence lives in one place, :func:`~efimero._config_reader.load_model`: built-in defaults < YAML file < explicit
+overrides (the CLI flags). Every model forbids unknown keys, and the loaders read a file in
+three steps before validating it:
+
+1. **Guide spellings are mapped.** The guides print ``config/training.yaml`` and
+   ``config/retraining.yaml`` with keys that mean an efimero key under another name; they
+   are read as that key (tables ``_TRAINING_GUIDE``, ``_RETRAINING_GUIDE``):
+
+   - ``training.tuning.cv_folds`` → ``training.data.cv_folds``;
+     ``training.tuning.n_iter`` → ``training.tuning.n_trials``;
+     ``training.output.model_dir`` → ``registry.model_dir``;
+     ``training.tuning.method`` ``grid_search`` → ``grid``, ``bayesian`` → ``optuna`` (TPE).
+   - ``retraining.strategies.<s>.conditions``, a list of one-key mappings, sets keys beside
+     it: ``time_since_last_days: "<= N"`` → ``incremental.max_days_since_last``,
+     ``time_since_last_days: ">= N"`` → ``full.min_days_since_last``,
+     ``performance_trigger`` → ``full.on_performance_trigger``, ``drift_trigger`` →
+     ``full.on_drift_trigger``. A condition left out keeps efimero's default.
+
+   A file that sets both spellings of one key must give them the same value.
+2. **Keys efimero does not use are ignored, loudly.** In a mapping that efimero models, a
+   key that is neither one of its fields nor a guide spelling is dropped with one
+   :class:`~efimero.errors.ConfigKeyIgnoredWarning` per leaf, naming the file and the dotted
+   key (``training.output.backup_models``); it never falls back to a silent default.
+3. **Misspellings stay errors.** Such a key is *not* ignored when, lower-cased and with
+   ``-`` read as ``_``, it is within edit distance 2 (:data:`MAX_TYPO_DISTANCE`, adjacent
+   swaps count 1) of a field or guide spelling of the same mapping: ``learning_rte`` next to
+   ``learning_rate``, ``test_sise``, ``Max_Depth``. The :class:`~efimero.errors.ConfigError`
+   names the file, the dotted key and the key it probably meant.
+
+Values are validated as before: a wrong type or an out-of-range number is a ``ConfigError``
+naming the file and the dotted key (the guide's key where it was mapped). Overrides are
+efimero's own keys and are never mapped or ignored.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from efimero._config_reader import Dialect, load_model
 from efimero.errors import ConfigError
 
 DEFAULT_TRAINING_CONFIG = Path("config/training.yaml")
@@ -107,19 +136,17 @@ class TuningSettings(_Strict):
         return self
 
 
+class PreprocessingSettings(_Strict):
+    scaling: Literal["standard"] = Field("standard", description="Features are standardised; the only scaling")
+
+
 class TrainingSettings(_Strict):
     data: DataSettings = DataSettings()
-    preprocessing: dict[str, Any] = Field(default_factory=lambda: {"scaling": "standard"})
+    preprocessing: PreprocessingSettings = PreprocessingSettings()
     models: ModelSettings = ModelSettings()
     tuning: TuningSettings = TuningSettings()
     n_jobs: int = Field(-1, description="Threads per model; -1 uses every core")
     device: Literal["cpu", "cuda"] = "cpu"
-
-    @model_validator(mode="after")
-    def _standard_scaling(self) -> TrainingSettings:
-        if self.preprocessing != {"scaling": "standard"}:
-            raise ValueError(f"preprocessing must be {{scaling: standard}}. Got {self.preprocessing} instead.")
-        return self
 
 
 class RegistrySettings(_Strict):
@@ -143,62 +170,40 @@ class TrainingConfig(_Strict):
     validation: ValidationSettings = ValidationSettings()
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror}.") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: is not valid YAML: {exc}") from exc
-    if content is None:
-        return {}
-    if not isinstance(content, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping. Got {type(content).__name__} instead.")
-    return content
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def load_training_config(
     path: str | Path | None = None, *, overrides: dict[str, Any] | None = None
 ) -> TrainingConfig:
     """Load ``config/training.yaml`` (or ``path``) and apply nested ``overrides``.
 
     With no ``path``, ``config/training.yaml`` is read when it exists, else defaults apply.
+    The training scripts guide's file loads too (see the module docstring for its keys).
+
+    Raises:
+        ConfigError: the file is missing (when named), not YAML, or a key is misspelt or invalid.
 
     Example:
         >>> cfg = load_training_config(overrides={"training": {"data": {"cv_folds": 3}}})
         >>> cfg.training.data.cv_folds
         3
     """
-    return _load(TrainingConfig, path, DEFAULT_TRAINING_CONFIG, overrides or {})
+    return load_model(TrainingConfig, path, DEFAULT_TRAINING_CONFIG, overrides or {}, dialect=_TRAINING_GUIDE)
 
 
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def _load(model: type[_Model], path: str | Path | None, default: Path, overrides: dict[str, Any]) -> _Model:
-    """Defaults < YAML file < overrides, validated; errors name the file and the dotted key."""
-    source = Path(path) if path is not None else default
-    if path is not None and not source.is_file():
-        raise ConfigError(f"{source}: no such config file.")
-    content = _read_yaml(source) if source.is_file() else {}
-    content = _merge(content, overrides)
-    try:
-        return model.model_validate(content)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: invalid configuration: {problems}") from exc
+_TRAINING_GUIDE = Dialect(
+    renames={
+        "training.tuning.cv_folds": "training.data.cv_folds",
+        "training.tuning.n_iter": "training.tuning.n_trials",
+        "training.output.model_dir": "registry.model_dir",
+    },
+    values={"training.tuning.method": {"grid_search": "grid", "bayesian": "optuna"}},
+    hints={
+        "training.data.size": "Choose the number of rows with `efimero data generate --size`.",
+        "training.preprocessing.feature_selection": "efimero trains on every schema feature.",
+        "training.output.backup_models": "Versions are never overwritten; registry.max_versions_to_keep "
+        "sets how many stay.",
+        "training.output.export_metrics": "Every version holds its metrics.json.",
+    },
+)
 
 
 # -- config/environments.yaml --------------------------------------------------------------
@@ -255,8 +260,15 @@ class EnvironmentsConfig(_Strict):
 
 
 def load_environments_config(path: str | Path | None = None) -> EnvironmentsConfig:
-    """Load ``config/environments.yaml`` (or ``path``); defaults when absent and not named."""
-    return _load(EnvironmentsConfig, path, DEFAULT_ENVIRONMENTS_CONFIG, {})
+    """Load ``config/environments.yaml`` (or ``path``); defaults when absent and not named.
+
+    The training scripts guide's file loads as printed. Keys efimero does not use warn with
+    :class:`ConfigKeyIgnoredWarning` and are ignored; misspellings are errors (module docstring).
+
+    Raises:
+        ConfigError: the file is missing (when named), not YAML, or a key is misspelt or invalid.
+    """
+    return load_model(EnvironmentsConfig, path, DEFAULT_ENVIRONMENTS_CONFIG, {})
 
 
 # -- config/retraining.yaml ----------------------------------------------------------------
@@ -374,8 +386,41 @@ class RetrainingConfig(_Strict):
     retraining: RetrainingSettings = RetrainingSettings()
 
 
+_RETRAINING_GUIDE = Dialect(
+    conditions={
+        "retraining.strategies.incremental.conditions": {"time_since_last_days": ("<=", "max_days_since_last")},
+        "retraining.strategies.full.conditions": {
+            "performance_trigger": ("bool", "on_performance_trigger"),
+            "drift_trigger": ("bool", "on_drift_trigger"),
+            "time_since_last_days": (">=", "min_days_since_last"),
+        },
+    },
+    hints={
+        "retraining.strategies.incremental.conditions.data_volume_trigger": "Incremental retraining runs on any "
+        "fired trigger while the model is recent and no full-retraining condition holds.",
+        "retraining.deployment.deployment_strategy": "efimero deploys one way: contract check, validation, "
+        "backup, smoke test, rollback on failure.",
+        "retraining.data_collection.data_retention_days": "Prune old logs with `efimero store prune --older-than`.",
+        "retraining.validation.performance_tests": "Every retrained version passes the checks of `efimero validate`.",
+        "retraining.validation.quality_checks": "Collected data is validated against the schema before retraining.",
+    },
+)
+
+
 def load_retraining_config(
     path: str | Path | None = None, *, overrides: dict[str, Any] | None = None
 ) -> RetrainingConfig:
-    """Load ``config/retraining.yaml`` (or ``path``) with nested ``overrides``."""
-    return _load(RetrainingConfig, path, DEFAULT_RETRAINING_CONFIG, overrides or {})
+    """Load ``config/retraining.yaml`` (or ``path``) with nested ``overrides``.
+
+    The retraining scripts' file loads too: its strategy ``conditions`` are read as efimero's
+    keys and its other extra keys are ignored with a warning (see the module docstring).
+
+    Raises:
+        ConfigError: the file is missing (when named), not YAML, or a key is misspelt or invalid.
+
+    Example:
+        >>> load_retraining_config(overrides={"retraining": {"deployment": {"target": "production"}}}
+        ...                        ).retraining.deployment.target
+        'production'
+    """
+    return load_model(RetrainingConfig, path, DEFAULT_RETRAINING_CONFIG, overrides or {}, dialect=_RETRAINING_GUIDE)

@@ -21,6 +21,12 @@ and keeps its traceback. The CLI catches ``EfimeroError`` once, prints it and ex
 
 Exceptions keep their structured fields (``to_dict``) so ``--json`` output and, later, the
 HTTP layer can report them without parsing messages.
+
+Surprises that do not stop the work are ``warnings.warn`` calls with efimero classes (the CLI
+shows them on stderr; a ``warnings`` filter set to "error" makes them exceptions)::
+
+    UserWarning
+    └── ConfigKeyIgnoredWarning      a config key efimero does not use was ignored
 """
 
 from __future__ import annotations
@@ -53,6 +59,21 @@ class EfimeroError(Exception):
 
 class ConfigError(EfimeroError, ValueError):
     """A configuration file or one of its keys is invalid."""
+
+
+class ConfigKeyIgnoredWarning(UserWarning):
+    """A key in a configuration file that efimero does not use: it is ignored, never defaulted silently.
+
+    Warned with an instance: ``path`` is the file, ``key`` the dotted key and ``hint`` what
+    efimero does instead (may be empty).
+    """
+
+    def __init__(self, path: str, key: str, hint: str = "") -> None:
+        self.path = path
+        self.key = key
+        self.hint = hint
+        super().__init__(" ".join(filter(None, (
+            f"{path}: {key} is not a key efimero uses and is ignored.", hint, "Remove it to silence this warning."))))
 
 
 class DataError(EfimeroError):
