@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_predict.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_serve.py
+	$(BIN)/python bench/bench_faults.py
 
 clean:
 	rm -rf $(VENV) data models .pytest_cache test-output
