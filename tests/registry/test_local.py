@@ -237,7 +237,7 @@ def test_previous_follows_the_deployment_log_then_version_order(registry_copy) -
 def test_a_pruned_name_is_never_issued_again(registry_copy, monkeypatch) -> None:
     from datetime import datetime, timezone
 
-    from efimero.registry import store
+    from efimero.registry import local
 
     class FrozenClock(datetime):
         @classmethod
@@ -247,7 +247,7 @@ def test_a_pruned_name_is_never_issued_again(registry_copy, monkeypatch) -> None
     root, _ = registry_copy()
     registry = Registry(root)
     bundle = registry.load()
-    monkeypatch.setattr(store, "datetime", FrozenClock)
+    monkeypatch.setattr(local, "datetime", FrozenClock)
     first = registry.save(bundle, metrics={}, metadata={"content": 1}, set_current=False)
     registry.remove(first)
     second = registry.save(bundle, metrics={}, metadata={"content": 2}, set_current=False)
