@@ -45,6 +45,15 @@ lint: $(STAMP)
 test: $(STAMP) lint browser postgres
 	$(BIN)/python -m pytest
 
+# The smoke subset at the dependency floors of pyproject.toml (CI runs it after `make test`).
+LOWEST := .venv-lowest
+test-lowest: browser postgres
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/lowest_constraints.py > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[dev]'
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider tests/store tests/serve/test_api.py tests/test_api.py tests/data
+
 bench: $(STAMP)
 	$(BIN)/python bench/bench_predict.py
 	$(BIN)/python bench/bench_train.py
@@ -52,4 +61,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_faults.py
 
 clean:
-	rm -rf $(VENV) data models .pytest_cache test-output
+	rm -rf $(VENV) $(LOWEST) data models .pytest_cache test-output
