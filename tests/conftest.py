@@ -13,7 +13,7 @@ from efimero._api import train
 from efimero.config import TrainingConfig, load_training_config
 from efimero.data import write_table
 from efimero.data.generate import generate_dataset
-from tests._postgres import postgres_server, postgres_url  # noqa: F401 - shared fixtures
+from tests._postgres import postgres_server, postgres_url, store_url  # noqa: F401 - shared fixtures
 
 SMALL_ROWS = 300
 

@@ -22,16 +22,9 @@ from efimero.serve import ServeSettings, create_app
 from tests.serve.conftest import DESKTOP_AT_NOON, PHONE_AT_NIGHT, LiveServer, interaction
 
 
-def settings_for(registry: Path, db_url: str, **changes: Any) -> ServeSettings:
-    return ServeSettings(models_dir=registry, db_url=db_url, poll_interval_s=0.05,
+def settings_for(registry: Path, store_url: str, **changes: Any) -> ServeSettings:
+    return ServeSettings(models_dir=registry, db_url=store_url, poll_interval_s=0.05,
                          user_id_pepper_file=registry.parent / "pepper", **changes)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/store.db"
-    return request.getfixturevalue("postgres_url")
 
 
 def stored_interactions(client: TestClient) -> int:
@@ -52,10 +45,10 @@ def test_a_replayed_log_is_acknowledged_and_stored_once(client) -> None:
 
 
 @contextmanager
-def database_locked(db_url: str) -> Iterator[None]:
+def database_locked(store_url: str) -> Iterator[None]:
     """Hold the interactions table locked, as a long migration or a stuck transaction would."""
-    if db_url.startswith("sqlite"):
-        connection = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+    if store_url.startswith("sqlite"):
+        connection = sqlite3.connect(store_url.removeprefix("sqlite:///"), isolation_level=None)
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -63,7 +56,7 @@ def database_locked(db_url: str) -> Iterator[None]:
             connection.execute("ROLLBACK")
             connection.close()
         return
-    engine = create_engine(db_url)
+    engine = create_engine(store_url)
     with engine.connect() as connection:
         transaction = connection.begin()
         connection.execute(text("LOCK TABLE interactions IN ACCESS EXCLUSIVE MODE"))
@@ -74,12 +67,12 @@ def database_locked(db_url: str) -> Iterator[None]:
     engine.dispose()
 
 
-def test_a_stuck_database_answers_503_with_retry_after_and_loses_nothing(registry_dir, db_url) -> None:
-    settings = settings_for(registry_dir[0], db_url, commit_timeout_s=0.5)
+def test_a_stuck_database_answers_503_with_retry_after_and_loses_nothing(registry_dir, store_url) -> None:
+    settings = settings_for(registry_dir[0], store_url, commit_timeout_s=0.5)
     with TestClient(create_app(settings)) as client:
         prediction_id = client.post("/v1/predict", json=PHONE_AT_NIGHT).json()["prediction_id"]
         assert client.app.state.store.flush()
-        with database_locked(db_url):
+        with database_locked(store_url):
             started = time.perf_counter()
             refused = client.post("/v1/interactions", json=interaction(prediction_id))
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
@@ -89,9 +82,9 @@ def test_a_stuck_database_answers_503_with_retry_after_and_loses_nothing(registr
         assert stored_interactions(client) == 1
 
 
-def test_any_instance_on_the_store_accepts_a_log_before_the_prediction_is_written(registry_dir, db_url) -> None:
-    with TestClient(create_app(settings_for(registry_dir[0], db_url))) as first, \
-            TestClient(create_app(settings_for(registry_dir[0], db_url))) as second:
+def test_any_instance_on_the_store_accepts_a_log_before_the_prediction_is_written(registry_dir, store_url) -> None:
+    with TestClient(create_app(settings_for(registry_dir[0], store_url))) as first, \
+            TestClient(create_app(settings_for(registry_dir[0], store_url))) as second:
         issued_elsewhere = first.app.state.store.ids.issue()  # no prediction row written anywhere yet
         assert second.post("/v1/interactions", json=interaction(issued_elsewhere)).status_code == 202
         forged = issued_elsewhere[:-4] + ("AAAA" if not issued_elsewhere.endswith("AAAA") else "BBBB")

@@ -119,27 +119,20 @@ def test_sigkill_while_the_database_is_stuck_loses_nothing_acknowledged(registry
     assert interactions_in(f"sqlite:///{db_path}") >= answers.count(202)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/store.db"
-    return request.getfixturevalue("postgres_url")
-
-
-def test_two_workers_accept_every_valid_interaction(registry_dir, shared_db) -> None:
-    server = ServeProcess(registry_dir[0], shared_db, workers=2)
+def test_two_workers_accept_every_valid_interaction(registry_dir, store_url) -> None:
+    server = ServeProcess(registry_dir[0], store_url, workers=2)
     try:
         acknowledged, refused = log_visits([server.url], 200, clients=4)
     finally:
         server.stop()
     assert (acknowledged, refused) == (200, 0)
-    assert interactions_in(shared_db) == 200
+    assert interactions_in(store_url) == 200
 
 
-def test_two_servers_on_one_database_accept_each_others_predictions(registry_dir, shared_db) -> None:
-    first = ServeProcess(registry_dir[0], shared_db)
+def test_two_servers_on_one_database_accept_each_others_predictions(registry_dir, store_url) -> None:
+    first = ServeProcess(registry_dir[0], store_url)
     try:
-        second = ServeProcess(registry_dir[0], shared_db)
+        second = ServeProcess(registry_dir[0], store_url)
         try:
             acknowledged, refused = log_visits([first.url, second.url], 200, clients=4)
         finally:
@@ -147,4 +140,4 @@ def test_two_servers_on_one_database_accept_each_others_predictions(registry_dir
     finally:
         first.stop()
     assert (acknowledged, refused) == (200, 0)
-    assert interactions_in(shared_db) == 200
+    assert interactions_in(store_url) == 200

@@ -23,13 +23,6 @@ PEPPER = b"test-pepper-0123456789"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/store.db"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 def store(store_url: str) -> Iterator[InteractionStore]:
     engine = open_engine(store_url)
