@@ -1,11 +1,11 @@
-# Two commands on a fresh machine: `make demo` and `make test`.
+# On a fresh machine: `make demo` (the whole loop), `make serve` (the page and the dashboard), `make test`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo lint test browser postgres bench clean
+.PHONY: install demo serve lint test browser postgres bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,14 +28,19 @@ postgres:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; fi
 
+# The closed loop end to end (train, serve, drift, retrain, canary rollout) in a few minutes; it
+# stops the server it starts. What it makes stays in data/, models/ and reports/ for `make serve`.
 demo: $(STAMP)
-	$(BIN)/efimero data generate --size 5000 --seed 42 --output data/synthetic_training_data.csv --validate --export-metadata
-	$(BIN)/efimero data generate --size 1000 --seed 7 --output data/validation_set.csv --validate
-	$(BIN)/efimero train --data data/synthetic_training_data.csv --output models/
-	$(BIN)/efimero models list --models models/
-	$(BIN)/efimero validate --models models/ --test-data data/validation_set.csv
-	$(BIN)/efimero deploy --source models/ --target staging --validate --test-data data/validation_set.csv
-	$(BIN)/efimero deployments --target staging
+	$(BIN)/efimero demo --workdir .
+
+# The service in the foreground, for a person: the page at / and the dashboard at /dashboard. The
+# first time (no production version yet) it trains and deploys one, as the demo's first step does.
+serve: $(STAMP)
+	@if [ ! -e models/prod/current ]; then \
+	  $(BIN)/efimero data generate --size 3000 --seed 1 --output data/synthetic_training_data.csv --validate && \
+	  $(BIN)/efimero train --data data/synthetic_training_data.csv --output models/ --cv-folds 0 && \
+	  $(BIN)/efimero deploy --source models/ --target production; fi
+	$(BIN)/efimero serve --models models/prod --db sqlite:///data/efimero.db
 
 # Lint and type-check src/ (the package ships py.typed); settings in pyproject.toml.
 lint: $(STAMP)
@@ -52,13 +57,14 @@ test-lowest: browser postgres
 	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
 	$(PYTHON) .ci/lowest_constraints.py > $(LOWEST)/constraints.txt
 	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[dev]'
-	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider tests/store tests/serve/test_api.py tests/test_api.py tests/data
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider tests/store tests/serve/test_api.py tests/test_api.py tests/data tests/cli
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_predict.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_serve.py
 	$(BIN)/python bench/bench_faults.py
+	$(BIN)/python bench/bench_experiments.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST) data models .pytest_cache test-output
+	rm -rf $(VENV) $(LOWEST) data models reports .pytest_cache test-output

@@ -20,7 +20,9 @@ def test_shipped_config_matches_the_guide_defaults() -> None:
     assert (classifier.learning_rate, classifier.max_depth, classifier.n_estimators,
             classifier.reg_alpha, classifier.reg_lambda) == (0.1, 6, 100, 0.1, 1.0)
     assert cfg.registry.max_versions_to_keep == 10
-    assert cfg == TrainingConfig()
+    assert cfg.registry.model_dir == SHIPPED.parents[1] / "models"  # the project's, from any working directory
+    defaults = TrainingConfig().model_dump(exclude={"registry": {"model_dir"}})
+    assert cfg.model_dump(exclude={"registry": {"model_dir"}}) == defaults
 
 
 def test_overrides_win_over_the_file() -> None:
@@ -87,7 +89,7 @@ def test_guide_training_yaml_loads_with_its_values_and_warns_per_ignored_key() -
     assert training.tuning.method == "grid"  # grid_search
     assert training.data.cv_folds == 5  # training.tuning.cv_folds
     assert training.tuning.n_trials == 50  # training.tuning.n_iter
-    assert cfg.registry.model_dir == Path("models/")  # training.output.model_dir
+    assert cfg.registry.model_dir == GUIDE.parent / "models"  # training.output.model_dir, read from the project root
 
 
 def test_guide_retraining_yaml_loads_with_its_values_and_warns_per_ignored_key() -> None:
@@ -97,7 +99,6 @@ def test_guide_retraining_yaml_loads_with_its_values_and_warns_per_ignored_key()
         settings = load_retraining_config(path).retraining
     assert _ignored(record, path) == [
         "retraining.strategies.incremental.conditions.0.data_volume_trigger",
-        "retraining.deployment.deployment_strategy", "retraining.deployment.monitoring_duration_hours",
         "retraining.data_collection.data_retention_days",
         "retraining.validation.performance_tests", "retraining.validation.quality_checks",
     ]
@@ -116,6 +117,8 @@ def test_guide_retraining_yaml_loads_with_its_values_and_warns_per_ignored_key()
     assert (full.parameters.hyperparameter_tuning, full.parameters.cv_folds, full.parameters.test_split) == (
         True, 5, 0.2)
     assert (settings.deployment.auto_deploy, settings.deployment.rollback_enabled) == (False, True)
+    # deployment_strategy is efimero's strategy; monitoring_duration_hours its own key.
+    assert (settings.deployment.strategy, settings.deployment.monitoring_duration_hours) == ("safe", 24)
     assert (settings.data_collection.min_session_duration,
             settings.data_collection.max_samples_per_collection) == (30000, 10000)
 
@@ -126,7 +129,7 @@ def test_guide_environments_yaml_loads_as_printed_without_warnings() -> None:
         environments = load_environments_config(GUIDE / "environments.yaml").environments
     assert sorted(environments) == ["development", "production", "staging"]
     production = environments["production"]
-    assert production.model_dir == Path("models/prod")
+    assert production.model_dir == GUIDE.parent / "models" / "prod"  # relative to the project root
     assert (production.performance_threshold.latency_ms, production.performance_threshold.accuracy_min) == (50, 0.8)
     assert production.monitoring.enabled and production.monitoring.alert_threshold == 0.05
     assert environments["staging"].performance_threshold.accuracy_min == 0.7

@@ -53,7 +53,7 @@ def test_retraining_wins_back_engagement_after_a_drift(workspace: Path) -> None:
         "triggers": {"data_volume": {"collection_window_days": 7, "min_new_samples": 200},
                      "drift": {"feature_drift_threshold": 0.1}},
         "strategies": {"full": {"parameters": {"cv_folds": 0}}},
-        "deployment": {"auto_deploy": True, "target": "staging"},
+        "deployment": {"auto_deploy": True, "target": "staging", "strategy": "immediate"},
     }})
     settings = ServeSettings(models_dir=workspace / "models" / "staging", db_url=retraining.retraining.data_collection.db_url,
                              poll_interval_s=0.05)

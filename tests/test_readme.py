@@ -58,8 +58,9 @@ NOT_RUN = {
 RUN_ORDER = [
     "data generate", "data validate", "train", "train", "models list", "validate", "serve", "store forget",
     "store prune", "deploy", "deployments", "deploy", "deploy", "rollback", "rollback", "analyze",
-    "data generate", "compare", "simulate", "collect", "collect", "drift", "drift", "retrain incremental",
-    "retrain full", "auto-retrain", "auto-retrain",
+    "data generate", "compare", "simulate", "collect", "collect", "drift", "drift", "monitor", "monitor",
+    "rollout start", "rollout status", "rollout step", "rollout abort",
+    "experiment start", "experiment status", "experiment stop", "retrain incremental", "retrain full", "auto-retrain", "auto-retrain",
 ]
 """The README's commands in order: the substitutions above rely on it (serve before the store)."""
 

@@ -1,24 +1,25 @@
 """Reading a config file into efimero's keys: guide spellings mapped, unused keys warned, typos refused.
 
 The rules are described in :mod:`efimero.config`; this module holds the machinery, so that
-``config.py`` holds only the models and their loaders.
+``config.py`` holds only the models and their loaders. What it reads becomes the YAML layer of
+:mod:`efimero._settings`, which orders it among the other sources.
 """
 
 from __future__ import annotations
 
+import os
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from efimero.errors import ConfigError, ConfigKeyIgnoredWarning
+from efimero.errors import ConfigError
 
-_Model = TypeVar("_Model", bound=BaseModel)
 _Key = tuple[str, ...]
 
 
@@ -36,14 +37,35 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return content
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+_SQLITE_FILE = re.compile(r"^(?P<scheme>sqlite(?:\+\w+)?:///)(?P<path>(?!/|:memory:)[^?]+)(?P<query>.*)$")
+
+
+@dataclass(frozen=True)
+class ProjectRelative:
+    """Field marker: a relative path written in a config file is relative to the project root.
+
+    The project root is the parent of the directory that holds the file
+    (``/srv/proj/config/training.yaml`` → ``/srv/proj``), as docker compose reads paths
+    relative to its file: the same file then means the same directories from any working
+    directory (a cron job, a service unit). ``sqlite=True`` marks a SQLAlchemy URL, whose
+    SQLite file is resolved the same way; other databases are left alone.
+    """
+
+    sqlite: bool = False
+
+    def resolve(self, value: Any, root: Path) -> Any:
+        """``value`` read from a file under ``root``; absolute paths and non-strings pass unchanged."""
+        if not isinstance(value, str):
+            return value
+        if not self.sqlite:
+            return str(root / value)
+        match = _SQLITE_FILE.match(value)
+        return f"{match['scheme']}{root / match['path']}{match['query']}" if match else value
+
+
+def project_root(source: Path) -> Path:
+    """The parent of the directory holding ``source``, kept relative when ``source`` is (``config/x.yaml`` → ``.``)."""
+    return Path(os.path.normpath(source.parent / os.pardir))
 
 
 MAX_TYPO_DISTANCE = 2
@@ -114,6 +136,7 @@ class _Reader:
 
     def __init__(self, source: Path, dialect: Dialect) -> None:
         self.source = source
+        self.root = project_root(source)
         self.dialect = dialect
         self.ignored: list[str] = []
         self.typos: dict[_Key, str] = {}
@@ -209,7 +232,7 @@ class _Reader:
             here = (*path, str(key))
             info = model.model_fields.get(key) if isinstance(key, str) else None
             if info is not None:
-                kept[key] = self._sort_field(value, info.annotation, here)
+                kept[key] = self._sort_field(value, info, here)
             elif (near := _near(str(key), set(model.model_fields) | self.dialect.names_at(path))) is not None:
                 kept[key] = value  # left for pydantic to reject, with the suggestion added
                 self.typos[here] = near
@@ -217,8 +240,11 @@ class _Reader:
                 self.ignored.extend(self._leaves(value, here))
         return kept
 
-    def _sort_field(self, value: Any, annotation: Any, here: _Key) -> Any:
-        inner, by_name = _model_in(annotation)
+    def _sort_field(self, value: Any, info: FieldInfo, here: _Key) -> Any:
+        for marker in info.metadata:
+            if isinstance(marker, ProjectRelative):
+                return marker.resolve(value, self.root)
+        inner, by_name = _model_in(info.annotation)
         if inner is None or not isinstance(value, dict):
             return value
         if not by_name:
@@ -238,33 +264,37 @@ class _Reader:
         return leaves
 
 
-def load_model(
-    model: type[_Model], path: str | Path | None, default: Path, overrides: dict[str, Any],
-    *, dialect: Dialect | None = None,
-) -> _Model:
-    """Defaults < YAML file < overrides, validated; errors name the file and the dotted key.
+@dataclass(frozen=True)
+class ConfigFile:
+    """A config file read into efimero's keys, with what the reading noticed for warnings and errors.
 
-    Warns with :class:`ConfigKeyIgnoredWarning` once per key of the file that efimero does
-    not use; see the module docstring for how guide keys, unused keys and misspellings are told apart.
+    ``content`` holds efimero's keys (guide spellings mapped, unused keys dropped, relative paths
+    resolved against the project root); ``ignored`` the dropped keys with a hint each; ``read_as``
+    the guide spelling each mapped key was written as; ``typos`` the key a misspelt one probably meant.
     """
-    source = Path(path) if path is not None else default
-    if path is not None and not source.is_file():
-        raise ConfigError(f"{source}: no such config file.")
+
+    path: Path
+    content: dict[str, Any]
+    ignored: list[tuple[str, str]]
+    read_as: Mapping[_Key, str]
+    typos: Mapping[_Key, str]
+
+    def name(self, loc: _Key) -> str:
+        """How an error at ``loc`` names its key: the spelling the file used."""
+        return f"{self.read_as[loc]} (read as {_dotted(loc)})" if loc in self.read_as else _dotted(loc)
+
+    def suggestion(self, loc: _Key) -> str:
+        """``; did you mean …?`` for a key that misspells one efimero knows, else empty."""
+        return f"; did you mean {self.typos[loc]}?" if loc in self.typos else ""
+
+
+def read_config(source: Path, model: type[BaseModel], dialect: Dialect | None = None) -> ConfigFile:
+    """Read ``source`` against ``model``; see the module docstring of :mod:`efimero.config` for the rules.
+
+    Raises:
+        ConfigError: the file cannot be read, is not YAML, or misspells a guide key.
+    """
     reader = _Reader(source, dialect or Dialect())
-    content = reader.read(_read_yaml(source), model) if source.is_file() else {}
-    for key in reader.ignored:
-        # stacklevel 3: the line that called load_*_config.
-        warnings.warn(ConfigKeyIgnoredWarning(str(source), key, reader.hint(key)), stacklevel=3)
-    content = _merge(content, overrides)
-    try:
-        return model.model_validate(content)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(str(p) for p in err["loc"])
-            name = f"{reader.read_as[loc]} (read as {_dotted(loc)})" if loc in reader.read_as else _dotted(loc)
-            problem = f"{name}: {err['msg']}"
-            if err["type"] == "extra_forbidden" and loc in reader.typos:
-                problem += f"; did you mean {reader.typos[loc]}?"
-            problems.append(problem)
-        raise ConfigError(f"{source}: invalid configuration: {'; '.join(problems)}") from exc
+    content = reader.read(_read_yaml(source), model)
+    return ConfigFile(source, content, [(key, reader.hint(key)) for key in reader.ignored], reader.read_as,
+                      reader.typos)

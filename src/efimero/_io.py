@@ -15,9 +15,14 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from efimero.errors import RegistryFormatError
 
 _CHUNK = 1 << 20
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def _file_mode() -> int:
@@ -66,6 +71,32 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_json(path: Path, payload: Any) -> None:
     """Replace ``path`` with ``payload`` as indented, key-sorted JSON, atomically."""
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_model(path: Path, model: type[_Model], what: str) -> _Model | None:
+    """The ``model`` saved as JSON at ``path`` (a state file beside a registry), or None when there is none.
+
+    Raises:
+        RegistryFormatError: the file cannot be read or is not ``what``; names each bad field.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryFormatError(f"{path}: cannot be read ({exc}).") from exc
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'file'}: {error['msg']}" for error in exc.errors()
+        )
+        raise RegistryFormatError(f"{path}: is not {what} ({problems}).") from exc
+
+
+def write_model(path: Path, value: BaseModel) -> None:
+    """Replace ``path`` with ``value`` as indented JSON, atomically (what :func:`read_model` reads back)."""
+    atomic_write_text(path, value.model_dump_json(indent=2) + "\n")
 
 
 def sha256_file(path: Path) -> str:

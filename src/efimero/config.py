@@ -1,8 +1,35 @@
-"""Pydantic models for the YAML files under ``config/``.
+"""Pydantic models for the YAML files under ``config/``, and their loaders.
 
-Precedence lives in one place, :func:`~efimero._config_reader.load_model`: built-in defaults < YAML file < explicit
-overrides (the CLI flags). Every model forbids unknown keys, and the loaders read a file in
-three steps before validating it:
+**Layers.** A setting comes from four places, each winning over the ones before it, key by key:
+built-in defaults < YAML file < ``EFIMERO_*`` environment variables < CLI flags (the loaders'
+``overrides``). The order is written once, in :class:`efimero._settings.Settings`
+(pydantic-settings' ``settings_customise_sources``), which these models and the service's
+``ServeSettings`` derive from.
+
+**Environment variables.** ``EFIMERO_`` followed by the key's dotted path in its file, upper
+case, with ``__`` for each dot: ``EFIMERO_TRAINING__DATA__CV_FOLDS=3`` (``training.yaml``),
+``EFIMERO_REGISTRY__MODEL_DIR``, ``EFIMERO_VALIDATION__MIN_ACCURACY``,
+``EFIMERO_ENVIRONMENTS__PRODUCTION__MODEL_DIR`` (``environments.yaml``),
+``EFIMERO_RETRAINING__DEPLOYMENT__TARGET=production`` (``retraining.yaml``). The files' top-level
+sections are distinct (``training``, ``registry``, ``validation``; ``environments``;
+``retraining``), so one variable belongs to one file; the service reads ``EFIMERO_SERVE_<FIELD>``
+(single ``_``, no section), the pepper ``EFIMERO_USER_ID_PEPPER`` and the config directory
+``EFIMERO_CONFIG_DIR``, none of which a file section can spell. Lists and mappings are JSON
+(``EFIMERO_TRAINING__TUNING__GRID='{"max_depth": [4, 6]}'``); ``null`` sets an optional key to None.
+A variable that sets a key of a built-in table amends it (the other environments stay). An
+invalid value is a :class:`~efimero.errors.ConfigError` naming the variable, its value and the rule.
+
+**Where the files are.** A loader reads the file it is given (``--config``), else the file of
+that name in ``$EFIMERO_CONFIG_DIR``, else in ``./config``; a file that is not there means
+built-in defaults. Relative paths *written in a file* (``registry.model_dir``,
+``environments.*.model_dir``, ``retraining.models_dir``, ``data_collection.output_dir`` and the
+file of a ``sqlite:///`` ``db_url``) are read against the project root, the parent of the file's
+directory, so ``/srv/proj/config/training.yaml`` means ``/srv/proj/models`` from any working
+directory. Built-in defaults, variables and flags stay relative to the working directory, like
+any command-line path.
+
+**Reading a file.** Every model forbids unknown keys, and the loaders read a file in three steps
+before validating it:
 
 1. **Guide spellings are mapped.** The guides print ``config/training.yaml`` and
    ``config/retraining.yaml`` with keys that mean an efimero key under another name; they
@@ -30,21 +57,23 @@ three steps before validating it:
    names the file, the dotted key and the key it probably meant.
 
 Values are validated as before: a wrong type or an out-of-range number is a ``ConfigError``
-naming the file and the dotted key (the guide's key where it was mapped). Overrides are
-efimero's own keys and are never mapped or ignored.
+naming the file and the dotted key (the guide's key where it was mapped). Variables and
+overrides are efimero's own keys and are never mapped or ignored.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from efimero._config_reader import Dialect, load_model
+from efimero._config_reader import Dialect, ProjectRelative
+from efimero._settings import Settings, load
 from efimero.errors import ConfigError
 
-DEFAULT_TRAINING_CONFIG = Path("config/training.yaml")
+ProjectPath = Annotated[Path, ProjectRelative()]
+"""A path that, written relative in a file, is relative to the project root (module docstring)."""
 
 
 class _Strict(BaseModel):
@@ -150,7 +179,7 @@ class TrainingSettings(_Strict):
 
 
 class RegistrySettings(_Strict):
-    model_dir: Path = Path("models")
+    model_dir: ProjectPath = Path("models")
     max_versions_to_keep: int = Field(10, ge=1)
 
 
@@ -162,8 +191,11 @@ class ValidationSettings(_Strict):
     min_r2: float = Field(0.3, le=1, description="Mean R² of the regression targets")
 
 
-class TrainingConfig(_Strict):
-    """The whole of ``config/training.yaml``."""
+class TrainingConfig(Settings):
+    """The whole of ``config/training.yaml``.
+
+    Its variables: ``EFIMERO_TRAINING__*``, ``EFIMERO_REGISTRY__*``, ``EFIMERO_VALIDATION__*``.
+    """
 
     training: TrainingSettings = TrainingSettings()
     registry: RegistrySettings = RegistrySettings()
@@ -173,20 +205,22 @@ class TrainingConfig(_Strict):
 def load_training_config(
     path: str | Path | None = None, *, overrides: dict[str, Any] | None = None
 ) -> TrainingConfig:
-    """Load ``config/training.yaml`` (or ``path``) and apply nested ``overrides``.
+    """Load ``training.yaml`` (``path``, else from the config directory), the environment and nested ``overrides``.
 
-    With no ``path``, ``config/training.yaml`` is read when it exists, else defaults apply.
+    With no ``path``, the config directory's ``training.yaml`` is read when it exists, else
+    defaults apply; ``EFIMERO_*`` variables then ``overrides`` win over it (module docstring).
     The training scripts guide's file loads too (see the module docstring for its keys).
 
     Raises:
-        ConfigError: the file is missing (when named), not YAML, or a key is misspelt or invalid.
+        ConfigError: the file is missing (when named), not YAML, a key is misspelt, or a value of
+            the file, a variable or an override is invalid.
 
     Example:
         >>> cfg = load_training_config(overrides={"training": {"data": {"cv_folds": 3}}})
         >>> cfg.training.data.cv_folds
         3
     """
-    return load_model(TrainingConfig, path, DEFAULT_TRAINING_CONFIG, overrides or {}, dialect=_TRAINING_GUIDE)
+    return load(TrainingConfig, path=path, name="training.yaml", overrides=overrides, dialect=_TRAINING_GUIDE)
 
 
 _TRAINING_GUIDE = Dialect(
@@ -207,7 +241,6 @@ _TRAINING_GUIDE = Dialect(
 
 
 # -- config/environments.yaml --------------------------------------------------------------
-DEFAULT_ENVIRONMENTS_CONFIG = Path("config/environments.yaml")
 
 
 class PerformanceThreshold(_Strict):
@@ -222,7 +255,7 @@ class MonitoringSettings(_Strict):
 
 
 class Environment(_Strict):
-    model_dir: Path
+    model_dir: ProjectPath
     validation_required: bool = False
     backup_enabled: bool = False
     rollback_enabled: bool = True
@@ -246,8 +279,8 @@ def _default_environments() -> dict[str, Environment]:
     }
 
 
-class EnvironmentsConfig(_Strict):
-    """The whole of ``config/environments.yaml``."""
+class EnvironmentsConfig(Settings):
+    """The whole of ``config/environments.yaml``; variables ``EFIMERO_ENVIRONMENTS__<NAME>__*``."""
 
     environments: dict[str, Environment] = Field(default_factory=_default_environments)
 
@@ -259,20 +292,25 @@ class EnvironmentsConfig(_Strict):
             raise ConfigError(f"target must be one of {known}. Got {name!r} instead.") from None
 
 
-def load_environments_config(path: str | Path | None = None) -> EnvironmentsConfig:
-    """Load ``config/environments.yaml`` (or ``path``); defaults when absent and not named.
+def load_environments_config(
+    path: str | Path | None = None, *, overrides: dict[str, Any] | None = None
+) -> EnvironmentsConfig:
+    """Load ``environments.yaml`` (``path``, else from the config directory), the environment and ``overrides``.
+
+    Built-in environments apply when the file is absent and not named; ``EFIMERO_ENVIRONMENTS__*``
+    variables then nested ``overrides`` win over the file (module docstring).
 
     The training scripts guide's file loads as printed. Keys efimero does not use warn with
     :class:`ConfigKeyIgnoredWarning` and are ignored; misspellings are errors (module docstring).
 
     Raises:
-        ConfigError: the file is missing (when named), not YAML, or a key is misspelt or invalid.
+        ConfigError: the file is missing (when named), not YAML, a key is misspelt, or a value of
+            the file, a variable or an override is invalid.
     """
-    return load_model(EnvironmentsConfig, path, DEFAULT_ENVIRONMENTS_CONFIG, {})
+    return load(EnvironmentsConfig, path=path, name="environments.yaml", overrides=overrides)
 
 
 # -- config/retraining.yaml ----------------------------------------------------------------
-DEFAULT_RETRAINING_CONFIG = Path("config/retraining.yaml")
 
 
 class TimeTrigger(_Strict):
@@ -324,6 +362,40 @@ class Triggers(_Strict):
     drift: DriftTrigger = DriftTrigger()
 
 
+Severity = Literal["high", "medium", "low"]
+
+
+class MonitoringSeverities(_Strict):
+    """Each anomaly rule's severity, which decides the action (the retraining guidelines): ``high`` → automatic
+    rollback, ``medium`` → the version's traffic halved and an alert, ``low`` → an alert."""
+
+    accuracy_drop: Severity = "high"
+    latency_increase: Severity = "medium"
+    error_rate: Severity = Field(
+        "high", description="The guidelines give no severity; a candidate failing 2 % of its requests is rolled back")
+    prediction_drift: Severity = "low"
+
+
+class MonitoringRules(_Strict):
+    """``retraining.monitoring``: the anomaly rules `efimero monitor` and the service's loop check per window."""
+
+    window_minutes: float = Field(5, gt=0, description="Length of a monitoring window (the guidelines' 5 minutes)")
+    min_sessions: int = Field(
+        30, ge=1, description="Fewer judged sessions (or ratings) than this leave accuracy and engagement unmeasured")
+    min_predictions: int = Field(
+        100, ge=1, description="Fewer predictions than this leave latency, error rate and prediction drift unmeasured")
+    accuracy_drop: float = Field(
+        0.05, gt=0, le=1, description="Fall of online accuracy below the baseline's (absolute)")
+    latency_increase_ms: float = Field(50, gt=0, description="Rise of the latency percentile above the baseline's")
+    latency_percentile: Literal["p50", "p95", "p99"] = Field("p95", description="Which latency the rule compares")
+    error_rate: float = Field(0.02, gt=0, le=1, description="Share of failed predictions (absolute, no baseline)")
+    prediction_drift: float = Field(
+        0.15, gt=0, description="PSI of the served classes against the version's predictions on its training data")
+    severities: MonitoringSeverities = MonitoringSeverities()
+    webhook_url: str | None = Field(None, pattern=r"^https?://\S+$", description="Alerts are POSTed here as JSON")
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+
+
 class IncrementalParameters(_Strict):
     min_samples: int = Field(100, ge=1)
     max_new_trees: int = Field(20, ge=1)
@@ -360,33 +432,46 @@ class Strategies(_Strict):
 
 
 class RetrainDeployment(_Strict):
+    """How `efimero auto-retrain` deploys what it retrained (the retraining scripts' ``deployment``)."""
+
     auto_deploy: bool = False
     target: str = "staging"
     rollback_enabled: bool = True
+    strategy: Literal["safe", "canary", "immediate"] = Field(
+        "safe", description="safe: a rollout through 5, 10, 25, 50 and 100 %; canary: 5 % then 100 %; immediate: "
+        "every visitor at once (the guidelines advise against it)")
+    monitoring_duration_hours: float = Field(
+        24, gt=0, description="How long a rollout watches the candidate before it serves everyone, spread evenly "
+        "over its stages below 100 %")
+    clock: Literal["wall", "store"] = Field(
+        "wall", description="Time of the rollout's stage windows: the wall clock, or the newest visit in the store "
+        "(simulated traffic)")
 
 
 class DataCollection(_Strict):
-    db_url: str = "sqlite:///data/efimero.db"
+    db_url: Annotated[str, ProjectRelative(sqlite=True)] = "sqlite:///data/efimero.db"
     min_session_duration: int = Field(10_000, ge=0, description="Shorter sessions are ignored (ms)")
     max_samples_per_collection: int = Field(10_000, ge=1)
-    output_dir: Path = Path("data/production")
+    output_dir: ProjectPath = Path("data/production")
 
 
 class RetrainingSettings(_Strict):
-    models_dir: Path = Path("models")
+    models_dir: ProjectPath = Path("models")
     triggers: Triggers = Triggers()
     strategies: Strategies = Strategies()
     deployment: RetrainDeployment = RetrainDeployment()
     data_collection: DataCollection = DataCollection()
+    monitoring: MonitoringRules = MonitoringRules()
 
 
-class RetrainingConfig(_Strict):
-    """The whole of ``config/retraining.yaml``."""
+class RetrainingConfig(Settings):
+    """The whole of ``config/retraining.yaml``; variables ``EFIMERO_RETRAINING__*``."""
 
     retraining: RetrainingSettings = RetrainingSettings()
 
 
 _RETRAINING_GUIDE = Dialect(
+    renames={"retraining.deployment.deployment_strategy": "retraining.deployment.strategy"},
     conditions={
         "retraining.strategies.incremental.conditions": {"time_since_last_days": ("<=", "max_days_since_last")},
         "retraining.strategies.full.conditions": {
@@ -398,8 +483,6 @@ _RETRAINING_GUIDE = Dialect(
     hints={
         "retraining.strategies.incremental.conditions.data_volume_trigger": "Incremental retraining runs on any "
         "fired trigger while the model is recent and no full-retraining condition holds.",
-        "retraining.deployment.deployment_strategy": "efimero deploys one way: contract check, validation, "
-        "backup, smoke test, rollback on failure.",
         "retraining.data_collection.data_retention_days": "Prune old logs with `efimero store prune --older-than`.",
         "retraining.validation.performance_tests": "Every retrained version passes the checks of `efimero validate`.",
         "retraining.validation.quality_checks": "Collected data is validated against the schema before retraining.",
@@ -410,17 +493,18 @@ _RETRAINING_GUIDE = Dialect(
 def load_retraining_config(
     path: str | Path | None = None, *, overrides: dict[str, Any] | None = None
 ) -> RetrainingConfig:
-    """Load ``config/retraining.yaml`` (or ``path``) with nested ``overrides``.
+    """Load ``retraining.yaml`` (``path``, else from the config directory), the environment and nested ``overrides``.
 
     The retraining scripts' file loads too: its strategy ``conditions`` are read as efimero's
     keys and its other extra keys are ignored with a warning (see the module docstring).
 
     Raises:
-        ConfigError: the file is missing (when named), not YAML, or a key is misspelt or invalid.
+        ConfigError: the file is missing (when named), not YAML, a key is misspelt, or a value of
+            the file, a variable or an override is invalid.
 
     Example:
         >>> load_retraining_config(overrides={"retraining": {"deployment": {"target": "production"}}}
         ...                        ).retraining.deployment.target
         'production'
     """
-    return load_model(RetrainingConfig, path, DEFAULT_RETRAINING_CONFIG, overrides or {}, dialect=_RETRAINING_GUIDE)
+    return load(RetrainingConfig, path=path, name="retraining.yaml", overrides=overrides, dialect=_RETRAINING_GUIDE)

@@ -14,6 +14,8 @@ and keeps its traceback. The CLI catches ``EfimeroError`` once, prints it and ex
     ├── DeployError                  a deployment or rollback cannot proceed
     ├── ComparisonError              two versions cannot be compared (different features or targets)
     ├── SimulationError              the visitor simulator cannot reach a ready service
+    ├── ExperimentError              an experiment cannot start, be read or stop as asked
+    │   └── ExperimentInputError     its data or settings cannot be analysed (also a ValueError)
     └── RegistryError                the model registry cannot do what was asked
         ├── VersionNotFoundError     (also a LookupError)
         ├── ModelIntegrityError      checksums or files do not match the manifest
@@ -170,6 +172,14 @@ class ComparisonError(EfimeroError, ValueError):
 
 class SimulationError(EfimeroError):
     """The simulator cannot run: the service is unreachable or not ready."""
+
+
+class ExperimentError(EfimeroError):
+    """An experiment cannot start, be read or stop as asked (another owns the traffic, none runs, ...)."""
+
+
+class ExperimentInputError(ExperimentError, ValueError):
+    """An experiment's data or settings cannot be analysed (empty arm, NaN, mismatched lengths, bad level)."""
 
 
 class RegistryError(EfimeroError):

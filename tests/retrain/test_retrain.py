@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from efimero.collect import collect
-from efimero.config import IncrementalParameters, load_retraining_config
+from efimero.config import IncrementalParameters, load_environments_config, load_retraining_config
 from efimero.data.validate import load_training_data
 from efimero.registry import Registry
 from efimero.pipeline import auto_retrain, read_runs
@@ -84,3 +84,33 @@ def test_check_and_dry_runs_change_nothing(simulated, tmp_path, mode) -> None:
     assert {t["name"] for t in run.triggers} == {"time", "data_volume", "performance", "negative_feedback",
                                                  "feature_drift", "prediction_drift"}
     assert Registry(root).versions() == versions and not (tmp_path / "prod").exists()
+
+
+def test_auto_deploy_starts_a_safe_rollout_instead_of_switching_everyone(simulated, tmp_path, monkeypatch) -> None:
+    from efimero.deploy import deploy
+    from efimero.deploy.rollout import status
+
+    root, versions, url = simulated
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "environments.yaml").write_text(
+        f"environments:\n  production:\n    model_dir: {tmp_path / 'prod'}\n")
+    assert deploy(root, "production", version=versions[-1], validate=False,
+                  environments=load_environments_config()).status == "success"
+    config = load_retraining_config(overrides={"retraining": {
+        "models_dir": str(root),
+        "data_collection": {"db_url": url, "min_session_duration": 0, "output_dir": str(tmp_path / "collected")},
+        "strategies": {
+            "incremental": {"parameters": {"min_samples": 50, "min_improvement_threshold": -1.0,
+                                           "forgetting_tolerance": 1.0}},
+            "full": {"on_performance_trigger": False, "on_drift_trigger": False, "min_days_since_last": 1000}},
+        "deployment": {"auto_deploy": True, "target": "production", "monitoring_duration_hours": 12},
+    }})
+    run = auto_retrain(config, mode="force")
+    assert run.outcome == "success", (run.error, run.stages)
+    deployed = run.stages[-1]
+    assert (deployed["stage"], deployed["strategy"], deployed["status"]) == ("deploy", "safe", "rollout started")
+    prod = Registry(tmp_path / "prod")
+    assert prod.current() == versions[-1] and prod.traffic().arm("canary").version == run.new_version
+    state = status("production", environments=load_environments_config())
+    assert state.plan.stages == (0.05, 0.10, 0.25, 0.50, 1.0) and state.plan.hold_minutes == 180

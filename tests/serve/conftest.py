@@ -96,6 +96,17 @@ class LiveServer:
                 raise AssertionError(f"the server never switched to {version}")
             time.sleep(0.02)
 
+    def wait_for_traffic(self, split: Any, timeout_s: float = 10.0) -> None:
+        """Block until the server routes by ``split`` (a TrafficSplit, or None for all traffic live)."""
+        deadline = time.monotonic() + timeout_s
+        def arms(traffic: Any) -> Any:
+            return None if traffic is None else (traffic.arms, traffic.salt)
+
+        while arms(getattr(self.app.state.holder.routing, "split", None)) != arms(split):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server never followed the split {split}")
+            time.sleep(0.02)
+
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)

@@ -120,7 +120,7 @@ def test_model_health_readiness_and_metrics(client, registry_dir) -> None:
     client.post("/v1/predict", json=PHONE_AT_NIGHT)
     client.post("/v1/predict", json=PHONE_AT_NIGHT | {"device_pixel_ratio": 0})
     text = client.get("/metrics").text
-    assert f'efimero_predictions_total{{model_version="{model["version"]}"}} 1.0' in text
+    assert f'efimero_predictions_total{{arm="live",model_version="{model["version"]}"}} 1.0' in text
     assert 'efimero_predicted_class_total{css_class="tema-oscuro",group="theme"} 1.0' in text
     assert 'efimero_http_request_duration_seconds_bucket{le="0.005",route="/v1/predict"}' in text
     assert 'efimero_http_errors_total{route="/v1/predict",status="422"} 1.0' in text

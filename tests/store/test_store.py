@@ -8,13 +8,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, insert, text
 
 from efimero.errors import StoreError
+from efimero.registry.traffic import LIVE_ARM as TRAFFIC_LIVE_ARM
 from efimero.serve.metrics import StoreCollector
 from efimero.store import (
-    InteractionStore, RecordRefusedError, forget_user, load_pepper, open_engine, prune_older_than,
+    KINDS, LIVE_ARM, InteractionRecord, InteractionStore, PredictionRecord, RecordRefusedError, forget_user,
+    load_pepper, open_engine, prediction_errors, predictions, prune_older_than, recent_alerts, record_alert,
+    record_delivery, sessions,
 )
 from efimero.store.engine import LEGACY_SALT_KEY
 from efimero.store.keys import user_hash
@@ -197,4 +201,83 @@ def test_a_schema_1_store_migrates_keeping_every_distinct_log(store_url: str) ->
     assert (deleted.predictions, deleted.interactions) == (1, 2)
     store.close()
     engine.dispose()
+    open_engine(store_url, create=False).dispose()  # readers accept the migrated store
+
+
+def test_predictions_carry_their_arm_and_latency_and_sessions_show_them(store: InteractionStore) -> None:
+    store.record_prediction(prediction_row("p-live"))  # written before arms existed: the live arm
+    store.record_prediction(prediction_row("p-canary") | {"arm": "canary", "latency_ms": 3.5})
+    for pid in ("p-live", "p-canary"):
+        store.record_interaction(interaction_row(pid, session_id=pid)).result(timeout=10)
+    assert store.flush()
+    found = sessions(store.engine, start=NOW, end=NOW + timedelta(seconds=1)).set_index("prediction_id")
+    assert found.loc["p-live", "arm"] == LIVE_ARM == TRAFFIC_LIVE_ARM and pd.isna(found.loc["p-live", "latency_ms"])
+    assert (found.loc["p-canary", "arm"], found.loc["p-canary", "latency_ms"]) == ("canary", 3.5)
+
+
+def test_prediction_errors_go_through_the_writer_and_are_counted_per_kind(store: InteractionStore) -> None:
+    earlier = NOW - timedelta(days=3)
+    store.record_prediction_error({"created_at": NOW, "model_version": "v", "arm": "canary", "error": "x" * 500})
+    store.record_prediction_error({"created_at": NOW, "event_time": earlier, "model_version": "v", "arm": LIVE_ARM,
+                                   "error": "ValueError: boom"})
+    store.record_prediction_error({"created_at": NOW, "model_version": "v", "arm": LIVE_ARM, "error": "?", "id": "x"})
+    assert store.flush()
+    assert store.stats.written["prediction_error"] == 2 and store.stats.failed["prediction_error"] == 1
+    assert set(KINDS) >= set(store.stats.written) | set(store.stats.failed)
+    now = prediction_errors(store.engine, start=NOW, end=NOW + timedelta(seconds=1))
+    assert now.to_dict("records") == [{"event_time": now.loc[0, "event_time"], "model_version": "v", "arm": "canary",
+                                       "error": "x" * 200}]  # event time defaults to created_at; error cut to 200
+    assert len(prediction_errors(store.engine, start=earlier, end=earlier + timedelta(seconds=1))) == 1
+
+
+def test_an_alert_is_committed_once_per_window_rule_version_and_arm(store: InteractionStore) -> None:
+    alert = {"created_at": NOW, "window_start": NOW - timedelta(minutes=5), "window_end": NOW, "severity": "high",
+             "rule": "accuracy_drop", "model_version": "v", "arm": "canary", "value": 0.7, "baseline": 0.8,
+             "threshold": 0.05, "action": "rollback", "message": "m" * 900}
+    first = record_alert(store.engine, alert)
+    again = record_alert(store.engine, alert | {"value": 0.1})
+    other = record_alert(store.engine, alert | {"arm": LIVE_ARM})
+    assert first.created and not again.created and again.id == first.id and other.id != first.id
+    record_delivery(store.engine, first.id, error="ConnectError: refused")
+    record_delivery(store.engine, other.id, delivered_at=NOW)
+    stored = {row["id"]: row for row in recent_alerts(store.engine)}
+    assert len(stored) == 2 and stored[first.id]["value"] == 0.7 and len(stored[first.id]["message"]) == 500
+    assert (stored[first.id]["delivered_at"], stored[first.id]["delivery_error"]) == (None, "ConnectError: refused")
+    assert stored[other.id]["delivered_at"] is not None and stored[other.id]["delivery_error"] is None
+
+
+def _as_schema_2(url: str) -> None:
+    """Take a new store back to schema 2: predictions without arm and latency, no errors or alerts tables."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        for column in ("arm", "latency_ms"):
+            connection.execute(text(f"ALTER TABLE predictions DROP COLUMN {column}"))
+        connection.execute(text("DROP TABLE prediction_errors"))
+        connection.execute(text("DROP TABLE alerts"))
+        connection.execute(text("UPDATE efimero_meta SET value = '2' WHERE key = 'schema_version'"))
+    engine.dispose()
+
+
+def test_a_schema_2_store_migrates_keeping_every_row_on_the_live_arm(store_url: str) -> None:
+    engine = open_engine(store_url)
+    with engine.begin() as connection:
+        connection.execute(insert(PredictionRecord), [prediction_row(f"p-{n}") for n in range(3)])
+        connection.execute(insert(InteractionRecord), [interaction_row("p-0")])
+    engine.dispose()
+    _as_schema_2(store_url)
+    with pytest.raises(StoreError, match="has schema version 2; this efimero reads version 3"):
+        open_engine(store_url, create=False)  # a reader never migrates
+    store = InteractionStore(open_engine(store_url), pepper=PEPPER)
+    store.start()
+    store.record_prediction(prediction_row("p-new") | {"arm": "canary", "latency_ms": 2.0})
+    store.record_prediction_error({"created_at": NOW, "model_version": "v", "arm": "canary", "error": "boom"})
+    assert store.flush()
+    assert store.counts() == {"predictions": 4, "interactions": 1}
+    rows = predictions(store.engine, start=NOW, end=NOW + timedelta(seconds=1)).sort_values("arm")
+    assert rows["arm"].tolist() == ["canary", *[LIVE_ARM] * 3]
+    assert rows["latency_ms"].iloc[0] == 2.0 and rows["latency_ms"].iloc[1:].isna().all()
+    assert len(prediction_errors(store.engine, start=NOW, end=NOW + timedelta(seconds=1))) == 1
+    store.close()
+    store.engine.dispose()
+    open_engine(store_url).dispose()  # opening a migrated store again changes nothing
     open_engine(store_url, create=False).dispose()  # readers accept the migrated store

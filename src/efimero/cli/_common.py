@@ -28,6 +28,21 @@ def emit_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
 
+def given(ctx: typer.Context, **settings: str) -> dict[str, Any]:
+    """The settings (name → CLI parameter) whose flag was typed, with its value.
+
+    Only those override: a flag left at its default must not hide an ``EFIMERO_*`` variable or a
+    config file, since defaults < file < environment < flags. Sources are told apart by name, as
+    recent Typer releases vendor their own copy of click's ``ParameterSource``.
+    """
+    typed = {}
+    for name, param in settings.items():
+        source = ctx.get_parameter_source(param)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            typed[name] = ctx.params[param]
+    return typed
+
+
 def reports_errors(command: F) -> F:
     """Turn an :class:`EfimeroError` into a red message on stderr (or JSON) and exit 1.
 

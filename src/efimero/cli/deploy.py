@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from efimero.deploy import DeploymentRecord, Step
 
 TARGET_HELP = "Environment from config/environments.yaml (development, staging, production)."
-CONFIG_HELP = "Environments YAML. \\[default: config/environments.yaml when present]"
+CONFIG_HELP = "Environments YAML. \\[default: environments.yaml in $EFIMERO_CONFIG_DIR, else config/, when present]"
 LOCK_WAIT_HELP = "Seconds to wait while another deploy or rollback of the target runs, then fail."
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import typer
 
 from efimero import __version__
-from efimero.cli import data, models, retrain, store
+from efimero.cli import data, experiment, models, retrain, rollout, store
 from efimero.cli.analyze import analyze
 from efimero.cli.compare import compare
+from efimero.cli.demo import demo
 from efimero.cli.deploy import deploy, deployments, rollback
 from efimero.cli.drift import drift
+from efimero.cli.monitor import monitor
 from efimero.cli.serve import serve
 from efimero.cli.simulate import simulate
 from efimero.cli.train import train
@@ -25,6 +27,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(retrain.app, name="retrain")
+app.add_typer(rollout.app, name="rollout")
+app.add_typer(experiment.app, name="experiment")
 app.add_typer(store.app, name="store")
 app.command()(train)
 app.command()(validate)
@@ -35,9 +39,11 @@ app.command()(deployments)
 app.command()(analyze)
 app.command()(compare)
 app.command()(drift)
+app.command()(monitor)
 app.command()(retrain.collect)
 app.command("auto-retrain")(retrain.auto_retrain)
 app.command()(simulate)
+app.command()(demo)
 
 
 def _version(value: bool) -> None:
@@ -55,3 +61,7 @@ def main(
 
 def run() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m efimero.cli.main`: how `efimero demo` starts its server
+    run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -108,7 +108,7 @@ def full_retrain(
     data: list[Path] = typer.Option(..., help="Training files, combined (repeat --data)."),
     output: Path = typer.Option(Path("models"), help="Registry to add the version to."),
     tune_hyperparams: bool = typer.Option(False, "--tune-hyperparams", help="Search hyperparameters by CV."),
-    cv_folds: int = typer.Option(5, min=0, help="CV folds (0 skips CV)."),
+    cv_folds: int = typer.Option(None, min=0, help="CV folds; 0 skips CV. \\[default: training.data.cv_folds, 5]"),
     compare_with_current: bool = typer.Option(
         True, "--compare-with-current/--no-compare", help="Promote only if significantly better."),
     deploy_if_better: bool = typer.Option(False, "--deploy-if-better", help="Deploy a better version to --target."),
@@ -120,7 +120,8 @@ def full_retrain(
     from efimero.pipeline import deploy_retrained
     from efimero.retrain import full
 
-    config = load_training_config(overrides={"training": {"data": {"cv_folds": cv_folds, "allow_duplicates": True}}})
+    data_settings: dict[str, Any] = {"allow_duplicates": True} | ({} if cv_folds is None else {"cv_folds": cv_folds})
+    config = load_training_config(overrides={"training": {"data": data_settings}})
     result = full(data, output=output, config=config, tune_hyperparams=tune_hyperparams,
                   compare_with_current=compare_with_current)
     if deploy_if_better:
@@ -142,7 +143,8 @@ class Mode(StrEnum):
 def auto_retrain(
     mode: Mode = typer.Option(
         Mode.check, help="check: report triggers; force: retrain now; scheduled: retrain if a trigger fired."),
-    config: Path = typer.Option(None, help="Retraining YAML. \\[default: config/retraining.yaml when present]"),
+    config: Path = typer.Option(None, help="Retraining YAML. "
+                                "\\[default: retraining.yaml in $EFIMERO_CONFIG_DIR, else config/, when present]"),
     db: str = typer.Option(None, help="Interaction store URL. \\[default: data_collection.db_url of the config]"),
     auto_deploy: bool = typer.Option(None, "--auto-deploy/--no-auto-deploy", help="[default: deployment.auto_deploy]"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Evaluate triggers and strategy only; write nothing."),

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import typer
 
-from efimero.cli._common import console, reports_errors
+from efimero.cli._common import console, given, reports_errors
 
 
 @reports_errors
 def serve(
+    ctx: typer.Context,
     models: Path = typer.Option(Path("models"), help="Registry whose current version is served (followed live)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
@@ -28,28 +29,41 @@ def serve(
         10.0, min=0.1, help="Seconds a client may take to send a request body (then 408)."),
     keep_alive_timeout: int = typer.Option(5, min=1, help="Seconds an idle keep-alive connection stays open."),
     commit_timeout: float = typer.Option(5.0, min=0.1, help="Seconds an interaction waits for its commit (then 503)."),
+    monitor_interval: float = typer.Option(
+        60.0, min=0, help="Seconds between monitoring rounds (anomaly rules on the last complete window, alerts "
+        "stored and sent to the webhook); 0 turns the loop off."),
+    monitor_clock: str = typer.Option("wall", help="Monitoring windows on the wall clock, or on the store's newest "
+                                      "visit (store: simulated traffic)."),
+    retraining_config: Path | None = typer.Option(None, help="retraining.yaml with the monitoring rules "
+                                                  "\\[default: retraining.yaml in $EFIMERO_CONFIG_DIR, else config/, "
+                                                  "when present]"),
     pepper_file: Path | None = typer.Option(None, help="User-id pepper file, created if missing "
                                      "($EFIMERO_USER_ID_PEPPER wins; default: beside a SQLite store, else "
                                      "data/user_id_pepper). Every host needs the same one."),
 ) -> None:
-    """Serve /v1/predict, /v1/interactions, /v1/model, /healthz, /readyz, /metrics and the demo page at /."""
+    """Serve /v1/predict, /v1/interactions, /v1/model, /healthz, /readyz, /metrics and the demo page at /.
+
+    A flag given wins over its EFIMERO_SERVE_* variable (EFIMERO_SERVE_DB_URL, ...), which wins over the default.
+    """
     import uvicorn
 
     from efimero.registry import Registry
-    from efimero.serve.settings import ServeSettings, settings_to_env
+    from efimero.serve.settings import load_serve_settings
     from efimero.store import load_pepper, open_engine
 
-    settings = ServeSettings(
-        models_dir=models, db_url=db, poll_interval_s=poll_interval, verify_interval_s=verify_interval,
-        rate_limit=rate_limit, rate_limit_storage=rate_limit_storage, body_timeout_s=body_timeout,
-        keep_alive_timeout_s=keep_alive_timeout, commit_timeout_s=commit_timeout, user_id_pepper_file=pepper_file,
-    )
-    version = Registry(models).resolve()  # fail now, with a message, rather than in a worker
-    open_engine(db).dispose()  # create or migrate the schema once, before the workers start
+    settings = load_serve_settings(given(
+        ctx, models_dir="models", db_url="db", poll_interval_s="poll_interval", verify_interval_s="verify_interval",
+        rate_limit="rate_limit", rate_limit_storage="rate_limit_storage", body_timeout_s="body_timeout",
+        keep_alive_timeout_s="keep_alive_timeout", commit_timeout_s="commit_timeout", user_id_pepper_file="pepper_file",
+        monitor_interval_s="monitor_interval", monitor_clock="monitor_clock", retraining_config="retraining_config",
+    ))
+    version = Registry(settings.models_dir).resolve()  # fail now, with a message, rather than in a worker
+    open_engine(settings.db_url).dispose()  # create or migrate the schema once, before the workers start
     load_pepper(settings.pepper_file, create=True)  # one pepper for every worker
-    os.environ.update(settings_to_env(settings))
-    console.print(f"serving [bold]{version}[/] from {models} on http://{host}:{port}/ (docs at /docs), store {db}")
+    os.environ.update(settings.to_environ())  # the workers' settings: they inherit the environment
+    console.print(f"serving [bold]{version}[/] from {settings.models_dir} on http://{host}:{port}/ (docs at /docs), "
+                  f"store {settings.db_url}")
     uvicorn.run(
         "efimero.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-        access_log=access_log, log_level="info", timeout_keep_alive=keep_alive_timeout,
+        access_log=access_log, log_level="info", timeout_keep_alive=settings.keep_alive_timeout_s,
     )

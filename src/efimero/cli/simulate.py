@@ -15,7 +15,7 @@ from efimero.cli._common import JSON_HELP, console, emit_json, progress_bar, rep
 if TYPE_CHECKING:
     from efimero.simulate import Aggregate, SimulationResult
 
-_METRICS: tuple[tuple[str, Callable[[Aggregate], str]], ...] = (
+ENGAGEMENT_MEASURES: tuple[tuple[str, Callable[[Aggregate], str]], ...] = (
     ("visits", lambda a: str(a.visits)),
     ("failed visits", lambda a: str(a.failures)),
     ("night share", lambda a: f"{a.night_share:.1%}"),
@@ -38,7 +38,7 @@ def _table(result: SimulationResult) -> Table:
     table.add_column("measure")
     for phase in columns:
         table.add_column(phase.replace("_", " "), justify="right")
-    for name, render in _METRICS:
+    for name, render in ENGAGEMENT_MEASURES:
         table.add_row(name, *(render(aggregate) for aggregate in columns.values()))
     return table
 

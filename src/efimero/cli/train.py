@@ -79,7 +79,8 @@ def train(
         None, help="Seed of splits and models. \\[default: training.data.random_state, 42]"),
     gpu: bool = typer.Option(False, "--gpu", help="Train on a CUDA GPU (XGBoost device='cuda')."),
     n_jobs: int = typer.Option(None, help="Threads per model, -1 for all cores. \\[default: training.n_jobs, -1]"),
-    config: Path = typer.Option(None, help="Training config YAML. \\[default: config/training.yaml when present]"),
+    config: Path = typer.Option(None, help="Training config YAML. "
+                                "\\[default: training.yaml in $EFIMERO_CONFIG_DIR, else config/, when present]"),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train one XGBoost classifier per CSS class and one multi-output regressor; register the version."""

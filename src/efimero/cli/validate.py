@@ -15,7 +15,8 @@ def validate(
     version: str = typer.Option(None, help="Version to check. \\[default: the current one]"),
     test_data: Path = typer.Option(None, help="Labelled data for the accuracy check."),
     config: Path = typer.Option(
-        None, help="Config with the thresholds. \\[default: config/training.yaml when present]"),
+        None, help="Config with the thresholds. "
+        "\\[default: training.yaml in $EFIMERO_CONFIG_DIR, else config/, when present]"),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Check loading, prediction, latency and (with --test-data) accuracy; exit 1 on any FAIL."""

@@ -21,7 +21,6 @@ from efimero._io import atomic_write_json, sha256_file
 from efimero.collect.quality import QualityReport, check_log
 from efimero.collect.targets import STATUSES, judge, negative_feedback, targets
 from efimero.data import write_table
-from efimero.data.validate import validate_frame
 from efimero.errors import DataError
 from efimero.schema import CSS_TASK
 from efimero.store import latest_event_time, open_engine, sessions
@@ -150,6 +149,9 @@ def collect(
             rows.append({**features, **labels, "sample_weight": weight})
     frame = pd.DataFrame(rows, columns=[*CSS_TASK.columns, "sample_weight"])
     if len(frame):
+        # pandera loads here, not on import: the service's monitor imports this package's judge rules.
+        from efimero.data.validate import validate_frame
+
         frame = frame.drop_duplicates(subset=CSS_TASK.columns).reset_index(drop=True)
         frame, _ = validate_frame(frame, source=f"rows collected from {db_url}")
         if max_rows is not None:

@@ -24,6 +24,7 @@ from efimero.config import Environment, EnvironmentsConfig, ValidationSettings
 from efimero.deploy._lock import target_lock
 from efimero.deploy.contract import Contract, contract_changes
 from efimero.deploy.history import DeploymentLog, DeploymentRecord, Step, _now
+from efimero.deploy.rollout_state import ensure_no_rollout
 from efimero.errors import DeployError, EfimeroError
 from efimero.gate import GateReport, run_validation
 from efimero.registry import Registry, verify
@@ -96,14 +97,14 @@ class _Run:
             steps()
         except EfimeroError as exc:
             undo()
-            return self._finish("failed", str(exc))
+            return self.finish("failed", str(exc))
         except BaseException as exc:
             undo()
-            self._finish("failed", _describe(exc))
+            self.finish("failed", _describe(exc))
             raise
-        return self._finish("success")
+        return self.finish("success")
 
-    def _finish(self, status: str, error: str | None = None) -> DeploymentRecord:
+    def finish(self, status: str, error: str | None = None) -> DeploymentRecord:
         self.record.status, self.record.error, self.record.finished_at = status, error, _now()
         self.log.save(self.record)
         return self.record
@@ -172,40 +173,60 @@ def deploy(
     name = source_registry.resolve(version)
     target_registry = Registry(environment.model_dir)
     with target_lock(target_registry.root, target=target, doing=f"deploy of {name}", wait_s=lock_wait_s):
+        ensure_no_rollout(target_registry.root, doing=f"a deploy of {name}")
         previous = target_registry.current()
         record = DeploymentRecord("deploy", target, name, previous, source=str(source_registry.root))
         run = _Run(record, DeploymentLog(target_registry.root), echo)
         added = False
 
         def steps() -> None:
-            if previous:
-                run.step("contract", lambda: _check_contract(source_registry, name, target_registry, previous,
-                                                             allow_change=allow_contract_change))
-            if validate if validate is not None else environment.validation_required:
-                def validation() -> str:
-                    report = run_validation(source_registry.root, version=name, test_data=test_data,
-                                            settings=thresholds(environment), recorded_metrics=test_data is None)
-                    if not report.passed:
-                        raise DeployError(f"{name} does not meet the {target} thresholds: {_failed_checks(report)}")
-                    return f"{name} meets the {target} thresholds ({', '.join(c.name for c in report.checks)})"
-                run.step("validation", validation)
-            if previous and (backup if backup is not None else environment.backup_enabled):
-                run.step("backup", lambda: f"{previous} copied to {target_registry.backup(previous)}")
-
-            def copy() -> str:
-                nonlocal added
-                added = target_registry.adopt(source_registry.path(name))
-                return (f"{name} copied to {target_registry.root}, checksums verified" if added
-                        else f"{name} already in {target_registry.root}")
-            run.step("copy", copy)
-
-            run.switch(target_registry, name, previous)
-            run.step("smoke test", lambda: _smoke(target_registry, name, environment))
-            keep = (previous,) if previous else ()
-            run.step("prune", lambda: "removed "
-                     f"{target_registry.prune(environment.max_versions_to_keep, keep=keep) or 'nothing'}")
+            nonlocal added
+            added = stage(run, source_registry, name, target_registry, previous, environment,
+                          validate=validate, backup=backup, test_data=test_data,
+                          allow_contract_change=allow_contract_change)
+            go_live(run, target_registry, name, previous, environment)
 
         return run.conclude(steps, lambda: _restore(run, target_registry, previous, name, added=added))
+
+
+def stage(
+    run: _Run, source: Registry, name: str, target: Registry, previous: str | None, environment: Environment, *,
+    validate: bool | None, backup: bool | None, test_data: str | Path | None, allow_contract_change: bool,
+) -> bool:
+    """The steps before a version may serve anyone: contract, validation, backup, copy.
+
+    Returns whether the copy added the version to the target (an undo then removes it).
+    """
+    if previous:
+        run.step("contract", lambda: _check_contract(source, name, target, previous,
+                                                     allow_change=allow_contract_change))
+    if validate if validate is not None else environment.validation_required:
+        def validation() -> str:
+            report = run_validation(source.root, version=name, test_data=test_data,
+                                    settings=thresholds(environment), recorded_metrics=test_data is None)
+            if not report.passed:
+                raise DeployError(f"{name} does not meet the {run.record.target} thresholds: {_failed_checks(report)}")
+            return f"{name} meets the {run.record.target} thresholds ({', '.join(c.name for c in report.checks)})"
+        run.step("validation", validation)
+    if previous and (backup if backup is not None else environment.backup_enabled):
+        run.step("backup", lambda: f"{previous} copied to {target.backup(previous)}")
+    added = False
+
+    def copy() -> str:
+        nonlocal added
+        added = target.adopt(source.path(name))
+        return (f"{name} copied to {target.root}, checksums verified" if added
+                else f"{name} already in {target.root}")
+    run.step("copy", copy)
+    return added
+
+
+def go_live(run: _Run, target: Registry, name: str, previous: str | None, environment: Environment) -> None:
+    """The steps that make a staged version the live one: switch, smoke test, prune."""
+    run.switch(target, name, previous)
+    run.step("smoke test", lambda: _smoke(target, name, environment))
+    keep = (previous,) if previous else ()
+    run.step("prune", lambda: f"removed {target.prune(environment.max_versions_to_keep, keep=keep) or 'nothing'}")
 
 
 def _restore(run: _Run, target: Registry, previous: str | None, name: str, *, added: bool) -> None:
@@ -245,6 +266,7 @@ def rollback(
     registry = Registry(environment.model_dir)
     with target_lock(registry.root, target=target, doing=f"rollback to {to or 'the previous version'}",
                      wait_s=lock_wait_s):
+        ensure_no_rollout(registry.root, doing="a rollback")
         log = DeploymentLog(registry.root)
         current = registry.current()
         name = to or _previous_version(registry, log, current)

@@ -2,9 +2,23 @@
 
 :func:`auto_retrain` is ``efimero auto-retrain`` (triggers → strategy → collect → validate →
 retrain → validate → deploy); :func:`deploy_retrained` serves ``efimero retrain full
---deploy-if-better``.
+--deploy-if-better``. They load on first use (the training stack); :func:`read_runs`, the
+record of runs, does not need it.
 """
 
-from efimero.pipeline.auto import RetrainingRun, auto_retrain, deploy_retrained, read_runs
+from typing import TYPE_CHECKING, Any
+
+from efimero.pipeline.runs import read_runs
+
+if TYPE_CHECKING:
+    from efimero.pipeline.auto import RetrainingRun, auto_retrain, deploy_retrained
 
 __all__ = ["RetrainingRun", "auto_retrain", "deploy_retrained", "read_runs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RetrainingRun", "auto_retrain", "deploy_retrained"):
+        from efimero.pipeline import auto
+
+        return getattr(auto, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

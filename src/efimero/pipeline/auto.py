@@ -6,6 +6,10 @@ and the live version is at least ``time_based.min_days_since_last`` days old; ``
 checked (``not_run``) is named in the decision and the record as such, never counted as
 "not fired".
 
+With ``deployment.auto_deploy``, the new version is deployed by ``deployment.strategy``: a
+rollout (``safe``: 5, 10, 25, 50, 100 %; ``canary``: 5 % then 100 %) that `efimero rollout
+watch` carries on and rolls back on its own, or ``immediate``.
+
 Every run is recorded in ``<models>/retraining_runs.json`` (stages with timings, triggers,
 decisions, outcome) for a later dashboard. A failed run removes what it made (the collected
 file, a version that did not become current) and leaves the live model alone.
@@ -21,20 +25,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from efimero._io import atomic_write_json, exclusive_lock
 from efimero.collect import collect
-from efimero.config import RetrainingConfig, RetrainingSettings, load_training_config
+from efimero.config import (
+    RetrainDeployment,
+    RetrainingConfig,
+    RetrainingSettings,
+    load_environments_config,
+    load_training_config,
+)
 from efimero.deploy import deploy
+from efimero.deploy.rollout import start as start_rollout
+from efimero.deploy.rollout_checks import clock_now
+from efimero.deploy.rollout_state import DEFAULT_STAGES, RolloutPlan
 from efimero.errors import EfimeroError
 from efimero.gate import run_validation
 from efimero.monitor.drift import ReferenceData, reference_of
+from efimero.pipeline.runs import record_run
 from efimero.registry import Registry
 from efimero.retrain import RetrainResult, full, incremental
 from efimero.retrain.triggers import FIRED, NOT_RUN, Trigger, days_since_training, evaluate
 
 logger = logging.getLogger(__name__)
 
-RUNS_FILE = "retraining_runs.json"
 MODES = ("check", "force", "scheduled")
 
 
@@ -66,19 +78,6 @@ class RetrainingRun:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"fired": self.fired, "not_run": self.not_run}
 
-
-def _record(models: Path, run: RetrainingRun) -> None:
-    path = models / RUNS_FILE
-    with exclusive_lock(models / ".runs.lock"):
-        runs = [r for r in (read_runs(models)) if r["id"] != run.id] + [run.to_dict()]
-        atomic_write_json(path, {"runs": runs})
-
-
-def read_runs(models: str | Path) -> list[dict[str, Any]]:
-    import json
-
-    path = Path(models) / RUNS_FILE
-    return json.loads(path.read_text(encoding="utf-8"))["runs"] if path.is_file() else []
 
 
 def choose_strategy(config: RetrainingConfig, triggers: list[Trigger], age_days: float) -> str:
@@ -186,10 +185,7 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         if not report.passed:
             raise EfimeroError(f"the retrained version failed validation: {report.to_dict()['checks']}")
         if settings.deployment.auto_deploy:
-            record = deploy(models, settings.deployment.target, version=result.version)
-            stage("deploy", target=settings.deployment.target, status=record.status, log=record.log)
-            if record.status != "success":
-                raise EfimeroError(f"deployment to {settings.deployment.target} failed: {record.error}")
+            stage("deploy", **_deploy(settings, models, result.version))
         run.outcome = "success"
         return run
     except EfimeroError as exc:
@@ -198,7 +194,42 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         return run
     finally:
         run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
-        _record(models, run)
+        record_run(models, run.to_dict())
+
+
+STAGES = {"safe": DEFAULT_STAGES, "canary": (DEFAULT_STAGES[0], 1.0)}
+"""The rollout stages of each deployment strategy but ``immediate``."""
+
+
+def rollout_plan(deployment: RetrainDeployment) -> RolloutPlan:
+    """The stages of ``deployment.strategy``, each below 100 % holding an even part of ``monitoring_duration_hours``."""
+    stages = STAGES[deployment.strategy]
+    return RolloutPlan(stages=stages, hold_minutes=deployment.monitoring_duration_hours * 60 / (len(stages) - 1))
+
+
+def _deploy(settings: RetrainingSettings, models: Path, version: str) -> dict[str, Any]:
+    """Deploy the retrained ``version`` by the configured strategy; what happened, for the run record.
+
+    ``immediate`` switches every visitor at once; ``safe`` and ``canary`` start a rollout that
+    `efimero rollout watch` (or `step`) carries on, with automatic rollback.
+
+    Raises:
+        EfimeroError: the deployment failed, or the rollout stopped before reaching anyone.
+    """
+    deployment = settings.deployment
+    environments = load_environments_config()
+    if deployment.strategy == "immediate":
+        record = deploy(models, deployment.target, version=version, environments=environments)
+        if record.status != "success":
+            raise EfimeroError(f"deployment to {deployment.target} failed: {record.error}")
+        return {"target": deployment.target, "strategy": "immediate", "status": record.status, "log": record.log}
+    db_url = settings.data_collection.db_url
+    state = start_rollout(models, deployment.target, version=version, plan=rollout_plan(deployment),
+                          now=clock_now(deployment.clock, db_url), clock=deployment.clock, db_url=db_url,
+                          environments=environments)
+    return {"target": deployment.target, "strategy": deployment.strategy, "status": "rollout started",
+            "rollout": state.id, "share": state.share, "stages": list(state.plan.stages),
+            "hold_minutes": state.plan.hold_minutes}
 
 
 def _retrain(config: RetrainingConfig, strategy: str, data: Path, reference: ReferenceData) -> RetrainResult:

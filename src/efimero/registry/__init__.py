@@ -3,5 +3,9 @@
 from efimero.registry._layout import DEPLOYMENTS as DEPLOYMENT_LOG_FILE
 from efimero.registry.local import Registry, VersionInfo
 from efimero.registry.manifest import FORMAT_VERSION, verify
+from efimero.registry.traffic import LIVE_ARM, MAX_CANDIDATES, TrafficArm, TrafficSplit
 
-__all__ = ["DEPLOYMENT_LOG_FILE", "FORMAT_VERSION", "Registry", "VersionInfo", "verify"]
+__all__ = [
+    "DEPLOYMENT_LOG_FILE", "FORMAT_VERSION", "LIVE_ARM", "MAX_CANDIDATES", "Registry", "TrafficArm", "TrafficSplit",
+    "VersionInfo", "verify",
+]

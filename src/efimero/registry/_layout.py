@@ -7,6 +7,7 @@
       .lock                      writers' lock
       .last_issued               newest version name ever issued: names are never reused
       deployments.json           deployment log (written by efimero.deploy, read for fallbacks)
+      traffic.json               candidate versions served beside current, with shares (optional)
       v_20261125_153000/         one version: never modified after creation
         MANIFEST.json            written last: sha256 of every other file
         models.json              index: feature names, each model's kind, targets, labels

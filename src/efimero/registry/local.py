@@ -33,6 +33,7 @@ from efimero.errors import RegistryError, RegistryFormatError, VersionNotFoundEr
 from efimero.registry import _layout as layout
 from efimero.registry.load import load_bundle
 from efimero.registry.manifest import read_json, verify, write_manifest
+from efimero.registry.traffic import TrafficSplit, read_traffic, write_traffic
 
 logger = logging.getLogger(__name__)
 
@@ -308,12 +309,51 @@ class Registry:
         return backups[0]
 
     def remove(self, version: str) -> None:
-        """Delete a version that is not current (it disappears before its files do)."""
+        """Delete a version that is neither current nor a candidate (it disappears before its files do)."""
         with exclusive_lock(self.root / layout.LOCK):
             name = self.resolve(version)
             if name == self.current():
                 raise RegistryError(f"{self.root}: {name} is the current version and cannot be removed.")
+            if name in self._traffic_versions():
+                raise RegistryError(
+                    f"{self.root}: {name} is served to a share of the traffic (traffic.json) and cannot be removed; "
+                    "end its rollout or experiment first."
+                )
             self._discard(name)
+
+    def traffic(self) -> TrafficSplit | None:
+        """The candidates served beside ``current`` (``traffic.json``), or None when there are none."""
+        return read_traffic(self.root)
+
+    def set_traffic(self, split: TrafficSplit | None, *, claim: bool = False) -> None:
+        """Serve ``split``'s candidates beside ``current`` (None: all traffic to ``current``).
+
+        Every candidate must be a complete, checksum-valid version other than ``current``:
+        a server follows the file at its next poll, so what it names must load. With
+        ``claim``, a split written by another owner (a running experiment, say) is refused
+        rather than replaced, checked under the same lock as the write.
+
+        Raises:
+            VersionNotFoundError: a candidate version does not exist here.
+            ModelIntegrityError: a candidate's files do not match its manifest.
+            RegistryError: a candidate is the current version, or ``claim`` finds another owner's split.
+        """
+        with exclusive_lock(self.root / layout.LOCK):
+            existing = read_traffic(self.root) if claim else None
+            if existing is not None and (split is None or existing.owner != split.owner):
+                raise RegistryError(
+                    f"{self.root}: the traffic is split already, by {existing.owner or 'a hand-written traffic.json'} "
+                    f"({', '.join(f'{arm.name} {arm.share:.0%}' for arm in existing.arms)}); end that first."
+                )
+            current = self.current()
+            for arm in split.arms if split is not None else ():
+                verify(self.root / self.resolve(arm.version))
+                if arm.version == current:
+                    raise RegistryError(
+                        f"{self.root}: arm {arm.name!r} names {arm.version}, the current version; a candidate "
+                        "must be another version."
+                    )
+            write_traffic(self.root, split)
 
     def restore_pointer(self, version: str | None) -> None:
         """Put ``current`` back to ``version``, or remove it when there was none."""
@@ -325,7 +365,7 @@ class Registry:
                 self._point_to(version)
 
     def prune(self, max_versions_to_keep: int, *, keep: tuple[str, ...] = ()) -> builtins.list[str]:
-        """Delete the oldest versions beyond ``max_versions_to_keep``, never the current one."""
+        """Delete the oldest versions beyond ``max_versions_to_keep``, never the current one or a candidate."""
         with exclusive_lock(self.root / layout.LOCK):
             return self._prune(max_versions_to_keep, keep=keep)
 
@@ -405,7 +445,7 @@ class Registry:
     def _prune(self, max_keep: int, *, keep: tuple[str, ...] = ()) -> builtins.list[str]:
         if max_keep < 1:
             raise RegistryError(f"max_versions_to_keep must be at least 1. Got {max_keep} instead.")
-        protected = {self.current(), *keep} - {None}
+        protected = {self.current(), *keep, *self._traffic_versions()} - {None}
         versions = self.versions()
         candidates = [name for name in versions if name not in protected]
         excess = len(versions) - max_keep
@@ -415,6 +455,15 @@ class Registry:
         if removed:
             logger.info("pruned %d version(s): %s", len(removed), ", ".join(removed))
         return removed
+
+    def _traffic_versions(self) -> builtins.list[str]:
+        """Versions a traffic split serves; an unreadable split protects every version (nothing is pruned)."""
+        try:
+            split = read_traffic(self.root)
+        except RegistryFormatError as exc:
+            logger.warning("not pruning: %s", exc)
+            return self.versions()
+        return [arm.version for arm in split.arms] if split is not None else []
 
     def _discard(self, name: str) -> None:
         trash = self.root / f"{layout.TRASH_PREFIX}{name}-{uuid.uuid4().hex[:8]}"

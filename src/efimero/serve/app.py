@@ -6,18 +6,24 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from efimero.registry import Registry
+from efimero.serve.dashboard import DashboardSources, admin_token_from_environ
 from efimero.serve.errors import EXCEPTION_HANDLERS
 from efimero.serve.guards import BodyGuardMiddleware, RateLimitMiddleware
 from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import MetricsMiddleware, ServiceMetrics, StoreCollector
-from efimero.serve.routes import interactions, ops, pages, predict
-from efimero.serve.settings import ServeSettings
+from efimero.serve.monitoring import MonitorLoop
+from efimero.serve.routes import admin, dashboard, interactions, ops, pages, predict
+from efimero.serve.settings import ServeSettings, load_serve_settings
 from efimero.store import InteractionStore, load_pepper, open_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +37,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     Example:
         >>> app = create_app(ServeSettings(models_dir="models/", db_url="sqlite:///data/efimero.db"))
     """
-    settings = settings or ServeSettings()
+    settings = settings or load_serve_settings()  # defaults < EFIMERO_SERVE_* variables
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,12 +50,15 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         store.start()
         holder.start()
         app.state.store, app.state.holder = store, holder
+        app.state.monitor = monitor = _monitor_loop(settings, engine, holder.registry, metrics)
         store_metrics = StoreCollector(store)
         metrics.registry.register(store_metrics)
         try:
             yield
         finally:
             metrics.registry.unregister(store_metrics)
+            if monitor is not None:
+                monitor.stop()
             holder.stop()
             store.close()
             engine.dispose()
@@ -63,7 +72,10 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics = ServiceMetrics()
-    for router in (predict.router, interactions.router, ops.router, pages.router):
+    # A placeholder EFIMERO_ADMIN_TOKEN stops the start here, before anything opens (ConfigError).
+    app.state.dashboard = DashboardSources(settings.models_dir, settings.db_url, admin_token=admin_token_from_environ(),
+                                           retraining_config=settings.retraining_config)
+    for router in (predict.router, interactions.router, ops.router, pages.router, dashboard.router, admin.router):
         app.include_router(router)
     static = resources.files("efimero.serve").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
@@ -81,13 +93,23 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     return app
 
 
+def _monitor_loop(settings: ServeSettings, engine: Engine, registry: Registry,
+                  metrics: ServiceMetrics) -> MonitorLoop | None:
+    """The monitoring loop, started; None when ``monitor_interval_s`` is 0."""
+    if settings.monitor_interval_s == 0:
+        return None
+    from efimero.config import load_retraining_config
+
+    rules = load_retraining_config(settings.retraining_config).retraining.monitoring
+    loop = MonitorLoop(engine, rules, registry, interval_s=settings.monitor_interval_s,
+                       clock=settings.monitor_clock, metrics=metrics)
+    loop.start()
+    return loop
+
+
 def app_from_env() -> FastAPI:
-    """Factory for uvicorn workers: settings come from ``EFIMERO_SERVE_*`` variables."""
-    import os
-
-    from efimero.serve.settings import settings_from_env
-
-    return create_app(settings_from_env(dict(os.environ)))
+    """Factory for uvicorn workers (or your own ASGI server): settings come from ``EFIMERO_SERVE_*`` variables."""
+    return create_app(load_serve_settings())
 
 
 def _version() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import HTTPException, Request
 
 from efimero.bundle import ModelBundle
-from efimero.serve.holder import ModelHolder
+from efimero.serve.holder import ModelHolder, Routing
 from efimero.serve.metrics import ServiceMetrics
 from efimero.store import InteractionStore
 
@@ -24,6 +24,14 @@ async def get_bundle(request: Request) -> ModelBundle:
     if bundle is None:
         raise HTTPException(503, detail=request.app.state.holder.last_error or "no model loaded yet")
     return bundle
+
+
+async def get_routing(request: Request) -> Routing:
+    """The live bundle and the split's candidates, read once so a swap cannot split a request."""
+    routing = request.app.state.holder.routing
+    if routing is None:
+        raise HTTPException(503, detail=request.app.state.holder.last_error or "no model loaded yet")
+    return routing
 
 
 async def get_store(request: Request) -> InteractionStore:

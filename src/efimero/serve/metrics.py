@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from efimero.store import InteractionStore
+from efimero.store import KINDS, InteractionStore
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -27,7 +27,7 @@ class ServiceMetrics:
         )
         self.errors = Counter("efimero_http_errors_total", "Responses with status >= 400", ["route", "status"],
                               registry=self.registry)
-        self.predictions = Counter("efimero_predictions_total", "Predictions served", ["model_version"],
+        self.predictions = Counter("efimero_predictions_total", "Predictions served", ["model_version", "arm"],
                                    registry=self.registry)
         self.predicted_classes = Counter(
             "efimero_predicted_class_total", "Predicted CSS classes", ["group", "css_class"], registry=self.registry
@@ -51,6 +51,10 @@ class ServiceMetrics:
         self.model_fallback = Gauge(
             "efimero_model_fallback", "1 while an earlier version is served because current cannot be loaded",
             registry=self.registry,
+        )
+        self.monitor_rounds = Counter(
+            "efimero_monitor_rounds_total", "Rounds of the monitoring loop: ok, idle (no traffic yet) or failed",
+            ["outcome"], registry=self.registry,
         )
         self.model_files_intact = Gauge(
             "efimero_model_files_intact", "0 while the served version's files on disk fail verification",
@@ -105,7 +109,7 @@ class StoreCollector(Collector):
             ("failed", stats.failed, "Log records the store could not write"),
         ):
             family = CounterMetricFamily(f"efimero_store_records_{name}", help_text, labels=["kind"])
-            for kind in ("prediction", "interaction"):
+            for kind in KINDS:
                 family.add_metric([kind], counts[kind])
             yield family
         yield GaugeMetricFamily("efimero_store_pending_records", "Log records waiting for the store",

@@ -122,16 +122,23 @@ def _detail_text_problem(text: str) -> str | None:
 
 
 class PredictRequest(BrowserContext):
-    """The raw browser context of one page view, plus the client's session id."""
+    """The raw browser context of one page view, plus the client's session and visitor ids."""
 
     session_id: StoredText | None = Field(
         None, max_length=128, description="Client session id, echoed into the log; no NUL characters"
+    )
+    visitor_id: StoredText | None = Field(
+        None, max_length=128,
+        description="A random id the client keeps for the visitor (localStorage). While versions share the "
+        "traffic it keeps the visitor on one of them across sessions (else the session id does, else nothing "
+        "does); it is used for that only and never stored",
     )
 
 
 class PredictResponse(BaseModel):
     prediction_id: str = Field(..., description="Id to quote when reporting the interaction")
     model_version: str = Field(..., description="Registry version that made the prediction")
+    arm: str = Field("live", description="Traffic arm that served it: live, or a candidate's arm (canary ...)")
     css_classes: dict[str, str] = Field(
         ..., description="Class per group (density, font, theme), to put on <html>",
         examples=[{"density": "densidad-baja", "font": "fuente-sans", "theme": "tema-oscuro"}],
@@ -202,6 +209,16 @@ class InteractionAccepted(BaseModel):
     prediction_id: str
 
 
+class ArmInfo(BaseModel):
+    """A candidate of the traffic split as this process serves it."""
+
+    arm: str = Field(..., description="Arm name, stored with every prediction it serves")
+    version: str
+    share: float = Field(..., description="Share of visitors assigned to it")
+    served: bool = Field(..., description="False while its version cannot be loaded: its visitors get the live one")
+    error: str | None = Field(None, description="Why it is not served")
+
+
 class ModelInfo(BaseModel):
     """The served version. Paths in it are relative to the registry, or base names: the
     server's directory layout is not the client's business, and the version, the file name
@@ -219,7 +236,22 @@ class ModelInfo(BaseModel):
     )
     watcher_alive: bool = Field(..., description="Whether the service still follows the registry's current pointer")
     metadata: dict[str, Any] = Field(..., description="The version's metadata; absolute paths reduced to base names")
+    traffic: list[ArmInfo] = Field(
+        default_factory=list, description="Candidate versions served beside the live one (empty: all traffic is live)"
+    )
     metrics: dict[str, Any] = Field(..., description="Summary of the version's test metrics")
+
+
+class MonitorStatus(BaseModel):
+    """The service's monitoring loop and its last round (``efimero monitor``'s report, as JSON)."""
+
+    running: bool = Field(..., description="Whether the loop's thread runs")
+    interval_s: float | None = Field(None, description="Seconds between rounds")
+    clock: str | None = Field(None, description="wall, or store (the newest visit's time)")
+    checked_at: str | None = Field(None, description="When the last round finished (UTC); none before the first")
+    error: str | None = Field(None, description="Why the last round failed, or why the loop is off")
+    report: dict[str, Any] | None = Field(None, description="The last report: window, versions, checks, anomalies")
+    new_alerts: list[dict[str, Any]] = Field(default_factory=list, description="Alerts the last round recorded")
 
 
 class Health(BaseModel):

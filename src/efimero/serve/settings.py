@@ -1,16 +1,28 @@
-"""Settings of the prediction service (built by the CLI, overridden in tests)."""
+"""Settings of the prediction service (built by the CLI, overridden in tests).
+
+They come from the same layers as every setting (:mod:`efimero._settings`): built-in defaults <
+``EFIMERO_SERVE_<FIELD>`` variables (``EFIMERO_SERVE_DB_URL``, ``EFIMERO_SERVE_RATE_LIMIT``…) <
+``efimero serve``'s flags; the service has no YAML file. The variables are also how `efimero
+serve` hands its settings to uvicorn's worker processes (:meth:`ServeSettings.to_environ`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
+from efimero._settings import ENV_NONE, Settings, load
 from efimero.store import DEFAULT_URL, PEPPER_ENV, default_pepper_file
 
 
-class ServeSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ServeSettings(Settings):
+    """Everything the service reads at start; variables ``EFIMERO_SERVE_<FIELD>`` (``EFIMERO_SERVE_MODELS_DIR``)."""
+
+    model_config = SettingsConfigDict(env_prefix="EFIMERO_SERVE_")
 
     models_dir: Path = Field(Path("models"), description="Registry whose current version is served")
     db_url: str = Field(DEFAULT_URL, description="SQLAlchemy URL of the interaction store")
@@ -40,6 +52,18 @@ class ServeSettings(BaseModel):
         "Default: user_id_pepper beside a SQLite store, else data/user_id_pepper",
     )
 
+    monitor_interval_s: float = Field(
+        60.0, ge=0, description="Seconds between rounds of the monitoring loop (the check of `efimero monitor` on "
+        "the last complete window, alerts recorded and sent); 0 turns it off",
+    )
+    monitor_clock: Literal["wall", "store"] = Field(
+        "wall", description="Time of the monitoring windows: the wall clock, or the newest visit in the store "
+        "(simulated traffic)",
+    )
+    retraining_config: Path | None = Field(
+        None, description="retraining.yaml holding the monitoring rules. Default: the config directory's, when present",
+    )
+
     @field_validator("rate_limit")
     @classmethod
     def _parseable_rate_limit(cls, value: str | None) -> str | None:
@@ -63,20 +87,24 @@ class ServeSettings(BaseModel):
         """The batch route's body limit: room for ``max_batch`` contexts of any valid content."""
         return self.max_batch * self.max_context_bytes + 1024
 
-ENV_PREFIX = "EFIMERO_SERVE_"
+    def to_environ(self) -> dict[str, str]:
+        """The ``EFIMERO_SERVE_*`` variables that make :func:`load_serve_settings` in another process equal these.
+
+        `efimero serve` sets them before uvicorn starts its workers, which inherit the environment.
+        """
+        prefix = self.model_config.get("env_prefix") or ""
+        return {f"{prefix}{name}".upper(): ENV_NONE if value is None else str(value)
+                for name, value in self.model_dump(mode="json").items()}
 
 
-def settings_from_env(environ: dict[str, str]) -> ServeSettings:
-    """Settings from ``EFIMERO_SERVE_*`` variables: how `efimero serve` reaches its workers."""
-    values = {
-        field: environ[ENV_PREFIX + field.upper()]
-        for field in ServeSettings.model_fields
-        if ENV_PREFIX + field.upper() in environ
-    }
-    return ServeSettings.model_validate(values)
+def load_serve_settings(overrides: Mapping[str, Any] | None = None) -> ServeSettings:
+    """The service's settings: built-in defaults < ``EFIMERO_SERVE_*`` variables < ``overrides`` (the flags given).
 
+    Raises:
+        ConfigError: a value is invalid; the message names the variable or the setting it came from.
 
-def settings_to_env(settings: ServeSettings) -> dict[str, str]:
-    return {
-        ENV_PREFIX + field.upper(): str(value) for field, value in settings.model_dump().items() if value is not None
-    }
+    Example:
+        >>> load_serve_settings({"db_url": "sqlite:///data/efimero.db"}).db_url
+        'sqlite:///data/efimero.db'
+    """
+    return load(ServeSettings, overrides=overrides)

@@ -140,7 +140,8 @@ def _visit(
         "index": index, "day": visit["day"], "after_drift": visit["after_drift"],
         "night": bool(is_night(np.array([visit["local_hour"]]))[0]), "ok": False,
     }
-    served, problem = _post(client, "/v1/predict", {**context, "session_id": visit["session_id"]})
+    served, problem = _post(client, "/v1/predict",
+                            {**context, "session_id": visit["session_id"], "visitor_id": visit["visitor_id"]})
     if served is None:
         return outcome | {"error": problem}
     rng = np.random.default_rng([seed, index])

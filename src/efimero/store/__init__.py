@@ -1,14 +1,17 @@
 """The interaction store: SQLite by default, PostgreSQL by URL, through SQLAlchemy 2."""
 
+from efimero.store.alerts import StoredAlert, recent_alerts, record_alert, record_delivery
 from efimero.store.engine import DEFAULT_URL, open_engine
 from efimero.store.keys import PEPPER_ENV, PredictionIds, default_pepper_file, load_pepper
 from efimero.store.maintenance import Deleted, forget_user, prune_older_than
-from efimero.store.models import InteractionRecord, PredictionRecord
-from efimero.store.read import latest_event_time, sessions
-from efimero.store.repo import InteractionStore, RecordRefusedError, StoreUnavailableError
+from efimero.store.models import LIVE_ARM, AlertRecord, InteractionRecord, PredictionErrorRecord, PredictionRecord
+from efimero.store.read import latest_event_time, prediction_errors, predictions, sessions
+from efimero.store.repo import KINDS, InteractionStore, RecordRefusedError, StoreUnavailableError
 
 __all__ = [
-    "DEFAULT_URL", "PEPPER_ENV", "Deleted", "InteractionRecord", "InteractionStore", "PredictionIds",
-    "PredictionRecord", "RecordRefusedError", "StoreUnavailableError", "default_pepper_file", "forget_user",
-    "latest_event_time", "load_pepper", "open_engine", "prune_older_than", "sessions",
+    "DEFAULT_URL", "KINDS", "LIVE_ARM", "PEPPER_ENV", "AlertRecord", "Deleted", "InteractionRecord",
+    "InteractionStore", "PredictionErrorRecord", "PredictionIds", "PredictionRecord", "RecordRefusedError",
+    "StoreUnavailableError", "StoredAlert", "default_pepper_file", "forget_user", "latest_event_time", "load_pepper",
+    "open_engine", "prediction_errors", "predictions", "prune_older_than", "recent_alerts", "record_alert",
+    "record_delivery", "sessions",
 ]

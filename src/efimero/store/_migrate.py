@@ -1,17 +1,26 @@
-"""Schema 1 → 2: drop the interactions' foreign key, widen prediction ids, one row per log.
+"""Schema migrations, one function per step; the engine runs every step from the store's version on.
 
-Schema 1 kept a foreign key from interactions to predictions and allowed replays of the same
-log. Duplicates are collapsed to their first copy (the lowest id), then a unique constraint
-on (prediction_id, session_id) makes every later replay a no-op. SQLite cannot drop a
+**1 → 2**: drop the interactions' foreign key, widen prediction ids, one row per log. Schema 1
+kept a foreign key from interactions to predictions and allowed replays of the same log.
+Duplicates are collapsed to their first copy (the lowest id), then a unique constraint on
+(prediction_id, session_id) makes every later replay a no-op. SQLite cannot drop a
 constraint, so there the table is rebuilt (copy, drop, rename) in one transaction;
 PostgreSQL alters it in place.
+
+**2 → 3**: predictions gain their traffic ``arm`` (existing rows get ``'live'``: before arms
+existed every prediction came from the current version) and ``latency_ms`` (unknown for existing
+rows: NULL). The new tables (``prediction_errors``, ``alerts``) are created with every other
+missing table afterwards. ``ADD COLUMN`` works alike on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.schema import CreateColumn
 
-from efimero.store.models import PREDICTION_ID_LENGTH, Base, InteractionRecord
+from efimero.store.models import PREDICTION_ID_LENGTH, Base, InteractionRecord, PredictionRecord
+
+_V3_PREDICTION_COLUMNS = ("arm", "latency_ms")
 
 _KEEP_FIRST_COPY = (
     "DELETE FROM interactions WHERE id NOT IN "
@@ -59,3 +68,18 @@ def _alter_in_place(engine: Engine) -> None:
             "UNIQUE (prediction_id, session_id)"
         ))
         connection.execute(text("CREATE INDEX IF NOT EXISTS ix_interactions_user_hash ON interactions (user_hash)"))
+
+
+def migrate_v2(engine: Engine) -> None:
+    """Bring a schema-2 store to schema 3: add the predictions' ``arm`` and ``latency_ms`` columns.
+
+    A column already there is skipped, so a second process migrating at the same moment (whose
+    ``ADD COLUMN`` lost the race and is retried) finds the work done.
+    """
+    table = Base.metadata.tables[PredictionRecord.__tablename__]
+    present = {column["name"] for column in inspect(engine).get_columns(table.name)}
+    with engine.begin() as connection:
+        for name in _V3_PREDICTION_COLUMNS:
+            if name not in present:
+                definition = CreateColumn(table.c[name]).compile(dialect=engine.dialect)
+                connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {definition}"))

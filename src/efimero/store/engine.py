@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, Prog
 from sqlalchemy.orm import Session
 
 from efimero.errors import StoreError
-from efimero.store._migrate import migrate_v1
+from efimero.store._migrate import migrate_v1, migrate_v2
 from efimero.store.models import SCHEMA_VERSION, Base, Meta
 
 if TYPE_CHECKING:
@@ -138,6 +138,8 @@ def _migrate(engine: Engine) -> None:
         raise StoreError(f"the store's schema version is {version}, newer than {SCHEMA_VERSION}; upgrade efimero.")
     if version == 1:
         migrate_v1(engine)
+    if version in (1, 2):
+        migrate_v2(engine)
     Base.metadata.create_all(engine)
     with Session(engine) as session, session.begin():
         found = session.get(Meta, "schema_version")

@@ -1,47 +1,69 @@
-"""Reading the store for data collection and monitoring: sessions joined to their predictions."""
+"""Reading the store for data collection and monitoring: sessions joined to their predictions, the
+predictions and failed predictions of a window."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from efimero.errors import StoreError
-from efimero.store.models import InteractionRecord, PredictionRecord
+from efimero.store.models import InteractionRecord, PredictionErrorRecord, PredictionRecord
 
-SESSION_COLUMNS = (
-    "prediction_id", "event_time", "model_version", "context", "features", "css_classes", "css_variables",
-    "session_id", "session_duration_ms", "interactions_count", "bounce_rate", "scroll_depth",
-    "click_through_rate", "user_satisfaction", "ui_preference_feedback", "page_load_time_ms", "rendering_time_ms",
+PREDICTION_COLUMNS = ("event_time", "model_version", "arm", "latency_ms", "css_classes")
+ERROR_COLUMNS = ("event_time", "model_version", "arm", "error")
+_SESSION_PREDICTION_COLUMNS = (
+    "prediction_id", "event_time", "model_version", "arm", "latency_ms", "context", "features", "css_classes",
+    "css_variables",
 )
+_SESSION_INTERACTION_COLUMNS = (
+    "session_id", "session_duration_ms", "interactions_count", "bounce_rate", "scroll_depth", "click_through_rate",
+    "user_satisfaction", "ui_preference_feedback", "page_load_time_ms", "rendering_time_ms",
+)
+SESSION_COLUMNS = _SESSION_PREDICTION_COLUMNS + _SESSION_INTERACTION_COLUMNS
 
 
 def sessions(engine: Engine, *, start: datetime, end: datetime, min_session_duration_ms: int = 0) -> pd.DataFrame:
     """Interactions whose visit happened in [start, end), each with the prediction it answered."""
     query = (
-        select(
-            PredictionRecord.prediction_id, PredictionRecord.event_time, PredictionRecord.model_version,
-            PredictionRecord.context, PredictionRecord.features, PredictionRecord.css_classes,
-            PredictionRecord.css_variables, InteractionRecord.session_id, InteractionRecord.session_duration_ms,
-            InteractionRecord.interactions_count, InteractionRecord.bounce_rate, InteractionRecord.scroll_depth,
-            InteractionRecord.click_through_rate, InteractionRecord.user_satisfaction,
-            InteractionRecord.ui_preference_feedback, InteractionRecord.page_load_time_ms,
-            InteractionRecord.rendering_time_ms,
-        )
+        select(*(getattr(PredictionRecord, name) for name in _SESSION_PREDICTION_COLUMNS),
+               *(getattr(InteractionRecord, name) for name in _SESSION_INTERACTION_COLUMNS))
         .join(InteractionRecord, InteractionRecord.prediction_id == PredictionRecord.prediction_id)
         .where(PredictionRecord.event_time >= start, PredictionRecord.event_time < end,
                InteractionRecord.session_duration_ms >= min_session_duration_ms)
         .order_by(PredictionRecord.event_time, InteractionRecord.id)
     )
+    return _frame(engine, query, SESSION_COLUMNS, "sessions")
+
+
+def predictions(engine: Engine, *, start: datetime, end: datetime) -> pd.DataFrame:
+    """Predictions made for visits in [start, end): version, arm, server latency and the classes served."""
+    return _in_window(engine, PredictionRecord, PREDICTION_COLUMNS, start, end, "predictions")
+
+
+def prediction_errors(engine: Engine, *, start: datetime, end: datetime) -> pd.DataFrame:
+    """Failed predictions for visits in [start, end): version, arm and what failed."""
+    return _in_window(engine, PredictionErrorRecord, ERROR_COLUMNS, start, end, "prediction errors")
+
+
+def _in_window(engine: Engine, model: type[PredictionRecord | PredictionErrorRecord], columns: tuple[str, ...],
+               start: datetime, end: datetime, what: str) -> pd.DataFrame:
+    query = (select(*(getattr(model, name) for name in columns))
+             .where(model.event_time >= start, model.event_time < end))
+    return _frame(engine, query, columns, what)
+
+
+def _frame(engine: Engine, query: Select[Any], columns: tuple[str, ...], what: str) -> pd.DataFrame:
     try:
         with Session(engine) as session:
             rows = session.execute(query).all()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read sessions from the store: {exc}") from exc
-    return pd.DataFrame([tuple(row) for row in rows], columns=list(SESSION_COLUMNS))
+        raise StoreError(f"cannot read {what} from the store: {exc}") from exc
+    return pd.DataFrame([tuple(row) for row in rows], columns=list(columns))
 
 
 def latest_event_time(engine: Engine) -> datetime | None:

@@ -1,10 +1,11 @@
 """The interaction store's writer: group commit for interactions, fire-and-forget predictions.
 
 Requests enqueue records; one writer thread drains the queue in batches, one transaction
-per batch, predictions before the interactions in it. An interaction's request waits for the
-commit of its batch (group commit, as PostgreSQL's WAL flush serves many commits at once),
-so an acknowledged log is a stored log, while many concurrent logs still share one commit.
-Predictions are not waited for: a dropped or failed prediction record is counted.
+per batch, predictions (and failed predictions) before the interactions in it. An interaction's
+request waits for the commit of its batch (group commit, as PostgreSQL's WAL flush serves many
+commits at once), so an acknowledged log is a stored log, while many concurrent logs still share
+one commit. Predictions and prediction errors are not waited for: a dropped or failed record is
+counted per kind (:data:`KINDS`).
 
 A batch that the database refuses for a reason of data (not of connectivity) is written row
 by row, so one bad row fails alone; a batch that cannot reach the database fails as a whole
@@ -30,11 +31,13 @@ from sqlalchemy.orm import Session
 from efimero.errors import StoreError
 from efimero.store.engine import PREDICTION_KEY, read_meta
 from efimero.store.keys import PredictionIds, user_hash
-from efimero.store.models import InteractionRecord, PredictionRecord
+from efimero.store.models import ERROR_LENGTH, InteractionRecord, PredictionErrorRecord, PredictionRecord
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["prediction", "interaction"]
+Kind = Literal["prediction", "prediction_error", "interaction"]
+KINDS: tuple[Kind, ...] = ("prediction", "prediction_error", "interaction")
+"""Every kind of record the writer counts in :class:`WriterStats` (the ``kind`` label of /metrics)."""
 _RETRY_DELAYS_S = (0.05, 0.2, 0.5)
 
 
@@ -108,7 +111,7 @@ class InteractionStore:
         self._pepper = pepper
         self._queue: queue.Queue[_Item] = queue.Queue(max_queue)
         self._max_batch = max_batch
-        self._insert_interactions = _idempotent_insert(engine)
+        self._insert_interactions = idempotent_insert(engine, InteractionRecord, ["prediction_id", "session_id"])
         self._stop = threading.Event()
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -148,12 +151,30 @@ class InteractionStore:
 
     # -- writing -----------------------------------------------------------------------
     def record_prediction(self, record: dict[str, Any]) -> None:
-        """Queue a prediction row; never blocks (a full queue drops it and counts the drop)."""
+        """Queue a prediction row; never blocks (a full queue drops it and counts the drop).
+
+        ``arm`` defaults to ``'live'``; ``latency_ms`` (server-side) to None.
+        """
+        self._fire_and_forget(_Item("prediction", record), f"prediction {record['prediction_id']}")
+
+    def record_prediction_error(self, record: dict[str, Any]) -> None:
+        """Queue a failed prediction (``created_at``, ``model_version``, ``arm``, ``error``); never blocks.
+
+        The monitor's error rate of a version is errors / (predictions + errors) in a window of
+        event time: ``event_time`` (the visit's time, as for predictions) defaults to
+        ``created_at`` when the failure came before the context was read. ``error`` is cut to
+        200 characters. Written fire-and-forget, like predictions, and counted the same way.
+        """
+        row = {**record, "error": str(record["error"])[:ERROR_LENGTH]}
+        row.setdefault("event_time", row["created_at"])
+        self._fire_and_forget(_Item("prediction_error", row), f"an error of version {record['model_version']}")
+
+    def _fire_and_forget(self, item: _Item, what: str) -> None:
         try:
-            self._queue.put_nowait(_Item("prediction", record))
+            self._queue.put_nowait(item)
         except queue.Full:
-            self.stats.dropped["prediction"] += 1
-            logger.error("store queue full: dropped the log of prediction %s", record["prediction_id"])
+            self.stats.dropped[item.kind] += 1
+            logger.error("store queue full: dropped the log of %s", what)
 
     def record_interaction(self, record: dict[str, Any]) -> Future[None]:
         """Queue an interaction row; the returned future completes once its batch is committed.
@@ -269,21 +290,21 @@ class InteractionStore:
                 _settle(item)
 
     def _insert(self, batch: list[_Item]) -> None:
-        predictions = [item.row for item in batch if item.kind == "prediction"]
-        interactions = [item.row for item in batch if item.kind == "interaction"]
+        statements = {"prediction": insert(PredictionRecord), "prediction_error": insert(PredictionErrorRecord),
+                      "interaction": self._insert_interactions}
         with Session(self.engine) as session, session.begin():
-            if predictions:
-                session.execute(insert(PredictionRecord), predictions)
-            if interactions:
-                session.execute(self._insert_interactions, interactions)
+            for kind in KINDS:  # predictions first: readers join interactions to them
+                rows = [item.row for item in batch if item.kind == kind]
+                if rows:
+                    session.execute(statements[kind], rows)
 
 
-def _idempotent_insert(engine: Engine) -> Any:
-    """INSERT … ON CONFLICT (prediction_id, session_id) DO NOTHING in the engine's dialect."""
+def idempotent_insert(engine: Engine, model: type[Any], keys: list[str]) -> Any:
+    """INSERT … ON CONFLICT (``keys``) DO NOTHING into ``model``'s table, in the engine's dialect."""
     dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(engine.dialect.name)
     if dialect is None:
         raise StoreError(f"the store supports SQLite and PostgreSQL. Got {engine.dialect.name} instead.")
-    return dialect.insert(InteractionRecord).on_conflict_do_nothing(index_elements=["prediction_id", "session_id"])
+    return dialect.insert(model).on_conflict_do_nothing(index_elements=keys)
 
 
 def _reason(exc: BaseException | None) -> str:

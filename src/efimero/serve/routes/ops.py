@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -12,7 +12,7 @@ from efimero.bundle import ModelBundle
 from efimero.serve.deps import get_bundle, get_holder, get_metrics, get_store
 from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import ServiceMetrics
-from efimero.serve.schemas import Health, ModelInfo
+from efimero.serve.schemas import ArmInfo, Health, ModelInfo, MonitorStatus
 from efimero.store import InteractionStore
 
 router = APIRouter(tags=["operations"])
@@ -22,7 +22,7 @@ router = APIRouter(tags=["operations"])
 def model_info(
     bundle: Annotated[ModelBundle, Depends(get_bundle)], holder: Annotated[ModelHolder, Depends(get_holder)]
 ) -> ModelInfo:
-    """Version, metadata and test-metric summary of the model serving requests now, and what is wrong."""
+    """The live version (metadata, test-metric summary), the candidates sharing the traffic, and what is wrong."""
     return ModelInfo(
         version=bundle.version or "",
         loaded_at=holder.loaded_at.isoformat() if holder.loaded_at else "",
@@ -32,6 +32,31 @@ def model_info(
         watcher_alive=holder.watching,
         metadata=holder.public(bundle.metadata),
         metrics=bundle.metrics.get("summary", {}),
+        traffic=_arms(holder),
+    )
+
+
+def _arms(holder: ModelHolder) -> list[ArmInfo]:
+    routing = holder.routing
+    if routing is None or routing.split is None:
+        return []
+    return [
+        ArmInfo(arm=arm.name, version=arm.version, share=arm.share, served=arm.name in routing.candidates,
+                error=holder.arm_error(arm.version))
+        for arm in routing.split.arms
+    ]
+
+
+@router.get("/v1/monitor", response_model=MonitorStatus, summary="The monitoring loop's last check")
+def monitor_status(request: Request) -> MonitorStatus:
+    """The last round of the service's monitoring loop: metrics per version and arm, rule results, new alerts."""
+    loop = request.app.state.monitor
+    if loop is None:
+        return MonitorStatus(running=False, error="the monitoring loop is off (monitor_interval_s is 0)")
+    return MonitorStatus(
+        running=loop.running, interval_s=loop.interval_s, clock=loop.clock,
+        checked_at=loop.checked_at.isoformat() if loop.checked_at else None, error=loop.error,
+        report=loop.report.to_dict() if loop.report is not None else None, new_alerts=loop.alerts,
     )
 
 
