@@ -19,7 +19,8 @@ treatment with probability 1/2, and is read as the sessions arrive:
                   the visitor's avg_session_duration as the simulator draws it, and the mean of the
                   visitor's earlier sessions simulated by the same behaviour model
   SRM             A/A experiments whose treatment loses its shortest sessions (--lost of them: visitors
-                  who leave before a slow stylesheet loads never log), so its mean looks better
+                  who leave before a slow stylesheet loads never log), so its mean looks better;
+                  beside the SRM check on session counts, the logging check on served vs logged
 
 The fixed-horizon plan is `required_sample_size` for the lift at 80 % power; the mSPRT is tuned
 for that size (its `planned_n`) and may run to HORIZON_FACTOR times it. Experiments draw their
@@ -53,9 +54,11 @@ from efimero.config import load_training_config
 from efimero.css import class_key, css_variables
 from efimero.experiment import (
     Decision,
+    LossResult,
     Readout,
     SampleSize,
     cuped,
+    logging_mismatch,
     msprt,
     required_sample_size,
     sample_ratio_mismatch,
@@ -166,13 +169,16 @@ def assign(rng: np.random.Generator, pool: Pool, plan: Plan) -> tuple[np.ndarray
     return rng.choice(pool.session_s.size, plan.horizon, replace=False), rng.random(plan.horizon) < 0.5
 
 
-def first_decision(looks: Iterable[int], read: Reader) -> Outcome:
-    """Read at each look until the verdict is a winner or a block; the sessions then and the decision."""
+def first_decision(looks: Iterable[int], read: Reader, loss_at: Callable[[int], LossResult] | None = None) -> Outcome:
+    """Read at each look until the verdict is a winner or a block; the sessions then and the decision.
+
+    ``loss_at(n)``, when given, is the logging check at the look of ``n`` logged sessions.
+    """
     readout = None
     for n in looks:
         readout = read(n, readout)
         srm = sample_ratio_mismatch([readout.n_control, readout.n_treatment], [0.5, 0.5])
-        decision = verdict(readout, srm).decision
+        decision = verdict(readout, srm, loss=loss_at(n) if loss_at is not None else None).decision
         if decision in ("treatment_better", "control_better", "blocked_srm"):
             return n, decision
     return None
@@ -302,20 +308,38 @@ def run_srm(scenarios: list[tuple[Pool, Plan]], args: argparse.Namespace, rng: n
     rows = []
     for pool, plan in scenarios:
         short = np.quantile(pool.session_s, args.lost)
-        outcomes, unchecked = [], 0
+        outcomes, logged_outcomes, unchecked = [], [], 0
         for _ in range(args.experiments):
-            index, treated = assign(rng, pool, plan)
-            kept = ~treated | (pool.session_s[index] >= short)     # the treatment's short sessions never log
-            y, treated = pool.session_s[index][kept], treated[kept]
+            index, assigned = assign(rng, pool, plan)
+            kept = ~assigned | (pool.session_s[index] >= short)     # the treatment's short sessions never log
+            y, treated = pool.session_s[index][kept], assigned[kept]
             at, read = spaced(treated.size, args.effect_looks), sequential(y, treated, plan.fixed.total)
             outcomes.append(first_decision(at, read))
+            logged_outcomes.append(first_decision(at, read, served_and_logged(assigned, kept)))
             final = last_readout(at, read)
             unchecked += final is not None and final.ci_low > 0
         rows.append([pool.name, f"{args.lost:.0%}", rate(outcomes, ("blocked_srm",)),
                      shown(median_sessions(outcomes, "blocked_srm"), plan.horizon),
-                     rate(outcomes, ("treatment_better",)), f"{unchecked / args.experiments:.1%}"])
+                     rate(outcomes, ("treatment_better",)), f"{unchecked / args.experiments:.1%}",
+                     rate(logged_outcomes, ("blocked_srm",)),
+                     shown(median_sessions(logged_outcomes, "blocked_srm"), plan.horizon),
+                     rate(logged_outcomes, ("treatment_better",))])
     print_table(["served style", "shortest treatment sessions lost", "blocked by SRM", "median sessions to block",
-                 "false winner before the block", "false winner without SRM check"], rows)
+                 "false winner before the block", "false winner without SRM check",
+                 "blocked by the logging check", "median sessions to block", "false winner before it"], rows)
+
+
+def served_and_logged(assigned: np.ndarray, kept: np.ndarray) -> Callable[[int], LossResult]:
+    """The logging check at the look of ``n`` logged sessions: what each arm served up to then, and logged."""
+    positions = np.flatnonzero(kept)
+
+    def loss_at(n: int) -> LossResult:
+        upto = positions[n - 1] + 1
+        served = [int((~assigned[:upto]).sum()), int(assigned[:upto].sum())]
+        logged_treated = int((assigned[:upto] & kept[:upto]).sum())
+        return logging_mismatch(served, [served[0], logged_treated])
+
+    return loss_at
 
 
 class Tee:

@@ -190,9 +190,11 @@ def test_health_stays_fast_while_large_batches_are_computed(registry_dir, tmp_pa
         stop.set()
         for thread in clients:
             thread.join()
-    # Relative, not absolute: a health check must not wait for whole batches to finish.
+    # Relative, not absolute: a health check must not wait for whole batches to finish. Computed on the
+    # event loop, a batch makes every health check queued behind it wait for most of it (a ratio near 1);
+    # off the loop, health checks only share the CPU (a ratio of 0.1 quiet, 0.25 on a loaded 2-core CI host).
     print(f"health median {statistics.median(health)*1000:.1f} ms, batch median {statistics.median(batch_seconds)*1000:.0f} ms")
-    assert statistics.median(health) < statistics.median(batch_seconds) / 4, (health, batch_seconds)
+    assert statistics.median(health) < statistics.median(batch_seconds) / 2, (health, batch_seconds)
 
 
 def test_refused_requests_are_not_counted_as_predictions(client) -> None:

@@ -11,9 +11,10 @@ candidate has served at this share. On it the monitor's anomaly rules run (see
    as often as they like; the always-valid test keeps a good candidate from being rolled back
    by peeking at noise.
 2. ``halve`` on a rule of ``medium`` severity (latency): the candidate's share is halved.
-3. ``inconclusive`` while accuracy cannot be compared (too few sessions on either arm) or the
+3. ``inconclusive`` while accuracy cannot be compared (too few sessions on either arm), the
    arms' prediction counts do not match their shares (a sample-ratio mismatch, χ² p < 0.001:
-   a candidate some workers cannot load, say). A rollout never advances on silence.
+   a candidate some workers cannot load, say), or the arms log different shares of what they
+   served (a candidate page that breaks the client's logging). A rollout never advances on silence.
 4. ``pass`` otherwise. Anomalies of ``low`` severity (prediction drift) are alerts only.
 
 Every anomaly that acts (rollback, halve) is also recorded as an alert in the store and sent
@@ -30,7 +31,7 @@ import numpy as np
 from efimero.deploy.rollout import Judge, StageCheck
 from efimero.deploy.rollout_state import CANARY_ARM, Clock, RolloutState
 from efimero.errors import ConfigError, DeployError
-from efimero.experiment import msprt, sample_ratio_mismatch
+from efimero.experiment import logging_mismatch, msprt, sample_ratio_mismatch
 from efimero.monitor import VersionWindow, evaluate, record_and_notify, window_metrics
 from efimero.monitor.rules import ANOMALY, INCONCLUSIVE, RuleResult
 from efimero.store import LIVE_ARM, latest_event_time, open_engine
@@ -115,6 +116,13 @@ def judge_windows(state: RolloutState, windows: list[VersionWindow], rules: Moni
         return StageCheck("inconclusive", f"sample ratio mismatch: {live.predictions} live and {canary.predictions} "
                           f"candidate predictions for a {state.share:.1%} share (p = {srm.p_value:.2g}); not "
                           "advancing until the split serves as planned", details)
+    loss = logging_mismatch([live.predictions, canary.predictions],
+                            [min(live.sessions, live.predictions), min(canary.sessions, canary.predictions)])
+    details["logging"] = loss.to_dict()
+    if loss.mismatch:
+        return StageCheck("inconclusive", f"the arms logged different shares of their visits: {live.sessions} of "
+                          f"{live.predictions} live, {canary.sessions} of {canary.predictions} candidate (p = "
+                          f"{loss.p_value:.2g}); not advancing on metrics of different visitors", details)
     return StageCheck("pass", f"{canary.sessions} candidate sessions: online accuracy {accuracy.value:.3f} against "
                       f"{accuracy.baseline:.3f} live, no anomaly", details)
 

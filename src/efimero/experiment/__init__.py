@@ -12,6 +12,7 @@ no knowledge of CSS, so the rollout controller, the CLI and the benchmarks share
 * :func:`msprt` — the always-valid sequential readout, safe to look at every window.
 * :func:`cuped` — variance reduction with the visitor's pre-period (history) covariate.
 * :func:`sample_ratio_mismatch` — χ² check of the split; a mismatch blocks every verdict.
+* :func:`logging_mismatch` — χ² check that the arms log the same share of what they served; same.
 * :func:`required_sample_size` — sessions needed for an effect (statsmodels power).
 * :func:`verdict` — treatment_better, control_better, no_difference, inconclusive, blocked_srm.
 
@@ -22,7 +23,7 @@ from efimero.errors import ExperimentInputError
 from efimero.experiment.covariate import CupedAdjustment, cuped
 from efimero.experiment.decision import MIN_SAMPLES_PER_ARM, Decision, Verdict, verdict
 from efimero.experiment.sequential import mixing_ratio, msprt
-from efimero.experiment.srm import SRM_THRESHOLD, SrmResult, sample_ratio_mismatch
+from efimero.experiment.srm import SRM_THRESHOLD, LossResult, SrmResult, logging_mismatch, sample_ratio_mismatch
 from efimero.experiment.stats import Readout, SampleSize, required_sample_size, welch
 
 __all__ = [
@@ -31,11 +32,13 @@ __all__ = [
     "CupedAdjustment",
     "Decision",
     "ExperimentInputError",
+    "LossResult",
     "Readout",
     "SampleSize",
     "SrmResult",
     "Verdict",
     "cuped",
+    "logging_mismatch",
     "mixing_ratio",
     "msprt",
     "required_sample_size",

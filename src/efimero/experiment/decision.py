@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from efimero.experiment._base import positive
-from efimero.experiment.srm import SrmResult
+from efimero.experiment.srm import LossResult, SrmResult
 from efimero.experiment.stats import Readout
 
 Decision = Literal["treatment_better", "control_better", "no_difference", "inconclusive", "blocked_srm"]
@@ -23,12 +23,13 @@ class Verdict:
     reason: str
     readout: Readout
     srm: SrmResult
+    loss: LossResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The verdict with its readout and SRM check, as a JSON-ready mapping."""
+        """The verdict with its readout, SRM and logging checks, as a JSON-ready mapping."""
         return {
-            "decision": self.decision, "reason": self.reason,
-            "readout": self.readout.to_dict(), "srm": self.srm.to_dict(),
+            "decision": self.decision, "reason": self.reason, "readout": self.readout.to_dict(),
+            "srm": self.srm.to_dict(), "logging": self.loss.to_dict() if self.loss is not None else None,
         }
 
 
@@ -38,22 +39,26 @@ def verdict(
     *,
     min_samples: int = MIN_SAMPLES_PER_ARM,
     higher_is_better: bool = True,
+    loss: LossResult | None = None,
 ) -> Verdict:
     """Decide an experiment from a readout, refusing whenever the evidence cannot be trusted.
 
-    In order: a sample ratio mismatch blocks everything (the assignment is broken, so the
-    metric is too; the check fires only once the traffic can show the loss, see
-    :mod:`efimero.experiment.srm`); an arm below ``min_samples`` is inconclusive; a fixed-horizon (Welch)
-    readout before its ``planned_n`` is inconclusive, since reading it early is the peeking
-    that inflates false positives. Then an interval that excludes 0 names the better arm; one
-    that includes 0 means ``no_difference`` for a Welch readout at its planned size, and only
-    ``inconclusive`` (not significant yet) for a sequential one, which never stops for the null.
+    In order: a sample ratio mismatch blocks everything (the assignment is broken, so the metric
+    is too; the check fires only once the traffic can show the loss, see
+    :mod:`efimero.experiment.srm`), and so do arms that log different shares of what they served
+    (``loss``: it sees a loss of logs far sooner); an arm below ``min_samples`` is inconclusive;
+    a fixed-horizon (Welch) readout before its ``planned_n`` is inconclusive, since reading it
+    early is the peeking that inflates false positives. Then an interval that excludes 0 names
+    the better arm; one that includes 0 means ``no_difference`` for a Welch readout at its
+    planned size, and only ``inconclusive`` (not significant yet) for a sequential one, which
+    never stops for the null.
 
     Args:
         readout: from :func:`efimero.experiment.welch` or :func:`efimero.experiment.msprt`.
         srm: from :func:`efimero.experiment.sample_ratio_mismatch` on the same sessions' counts.
         min_samples: sessions each arm needs before any verdict.
         higher_is_better: ``False`` for metrics to minimise (bounce rate, load time).
+        loss: from :func:`efimero.experiment.logging_mismatch` on the same arms, when the served counts are known.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -66,13 +71,19 @@ def verdict(
     positive(min_samples, "min_samples")
 
     def decide(decision: Decision, reason: str) -> Verdict:
-        return Verdict(decision, reason, readout, srm)
+        return Verdict(decision, reason, readout, srm, loss)
 
     if srm.mismatch:
         return decide("blocked_srm", (
             f"sample ratio mismatch: counts {srm.counts} against planned shares "
             f"{[round(s, 4) for s in srm.expected_shares]} (chi-squared p = {srm.p_value:.2g} < {srm.threshold}). "
             "Assignment or logging is broken; fix it and restart the experiment, no metric can be trusted."
+        ))
+    if loss is not None and loss.mismatch:
+        return decide("blocked_srm", (
+            f"the arms logged different shares of what they served: {loss.logged} of {loss.served} (chi-squared "
+            f"p = {loss.p_value:.2g} < {loss.threshold}). Logs are lost unevenly; the metric compares different "
+            "visitors, so no verdict can be trusted."
         ))
     smallest = min(readout.n_control, readout.n_treatment)
     if smallest < min_samples:

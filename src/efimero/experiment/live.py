@@ -11,7 +11,8 @@ A readout may be taken at any moment (`efimero experiment status`). It gives two
 * the guidelines' **fixed-horizon** Welch t-test, whose verdict counts only once the planned
   number of sessions is reached (before that it says so).
 
-Both are refused by a sample-ratio mismatch of the arms' predictions (χ², p < 0.001), and both
+Both are refused by a sample-ratio mismatch of the arms' predictions (χ², p < 0.001) or by arms
+that log different shares of the predictions they served (a loss of logs, χ², p < 0.001), and both
 run on CUPED-adjusted values when the visitor's pre-period (the ``avg_session_duration``
 history feature) explains some of the metric's variance. The planned size comes from the
 control's sessions before the start and the smallest effect worth detecting (``mde``).
@@ -39,7 +40,7 @@ from efimero.errors import ExperimentError
 from efimero.experiment.covariate import cuped
 from efimero.experiment.decision import verdict
 from efimero.experiment.sequential import msprt
-from efimero.experiment.srm import sample_ratio_mismatch
+from efimero.experiment.srm import logging_mismatch, sample_ratio_mismatch
 from efimero.experiment.stats import required_sample_size, welch
 from efimero.monitor import VersionWindow, window_metrics
 from efimero.registry import LIVE_ARM, Registry, TrafficArm, TrafficSplit
@@ -231,9 +232,11 @@ def read_out(state: ExperimentState, engine: Engine, *, now: datetime, rules: Mo
         y = {LIVE_ARM: adjustment.adjusted[:split_at], TREATMENT_ARM: adjustment.adjusted[split_at:]}
     srm = sample_ratio_mismatch([predictions[LIVE_ARM], predictions[TREATMENT_ARM]],
                                 [1 - state.allocation, state.allocation])
+    served = [predictions[LIVE_ARM], predictions[TREATMENT_ARM]]
+    loss = logging_mismatch(served, [min(counts[LIVE_ARM], served[0]), min(counts[TREATMENT_ARM], served[1])])
     verdicts = {
         method: verdict(test(y[LIVE_ARM], y[TREATMENT_ARM], planned_n=state.planned_n, alpha=state.alpha), srm,
-                        higher_is_better=metric.higher_is_better).to_dict()
+                        higher_is_better=metric.higher_is_better, loss=loss).to_dict()
         for method, test in (("sequential", msprt), ("fixed_horizon", welch))
     }
     return Readout(state, now, counts, predictions, verdicts["sequential"], verdicts["fixed_horizon"],
