@@ -232,8 +232,9 @@ def read_out(state: ExperimentState, engine: Engine, *, now: datetime, rules: Mo
         y = {LIVE_ARM: adjustment.adjusted[:split_at], TREATMENT_ARM: adjustment.adjusted[split_at:]}
     srm = sample_ratio_mismatch([predictions[LIVE_ARM], predictions[TREATMENT_ARM]],
                                 [1 - state.allocation, state.allocation])
-    served = [predictions[LIVE_ARM], predictions[TREATMENT_ARM]]
-    loss = logging_mismatch(served, [min(counts[LIVE_ARM], served[0]), min(counts[TREATMENT_ARM], served[1])])
+    served_counts = [predictions[LIVE_ARM], predictions[TREATMENT_ARM]]
+    loss = logging_mismatch(served_counts, [min(counts[LIVE_ARM], served_counts[0]),
+                                            min(counts[TREATMENT_ARM], served_counts[1])])
     verdicts = {
         method: verdict(test(y[LIVE_ARM], y[TREATMENT_ARM], planned_n=state.planned_n, alpha=state.alpha), srm,
                         higher_is_better=metric.higher_is_better, loss=loss).to_dict()
