@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo serve lint test browser postgres bench clean
+.PHONY: install demo serve lint test browser postgres node client bench mutation mutation-summary clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,mlflow]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,6 +20,17 @@ browser: $(CHROMIUM)
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver
+
+# The npm package in client/ is built and tested with Debian's node and npm (installed here when missing).
+node:
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then :; else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; fi
+
+# The npm package from its one source (src/efimero/serve/static/efimero.js): the exact dev dependencies
+# of client/package-lock.json, the package in client/dist/, its types checked, the example app built.
+client: node
+	cd client && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm run check && npm run example
 
 # The store suite runs on PostgreSQL too: the server at 127.0.0.1:5432 when one answers, else a
 # private one started from Debian's binaries (installed here when missing).
@@ -47,7 +58,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src
 	$(BIN)/mypy
 
-test: $(STAMP) lint browser postgres
+test: $(STAMP) lint browser postgres node
 	$(BIN)/python -m pytest
 
 # The smoke subset at the dependency floors of pyproject.toml (CI runs it after `make test`).
@@ -59,12 +70,30 @@ test-lowest: browser postgres
 	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[dev]'
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider tests/store tests/serve/test_api.py tests/test_api.py tests/data tests/cli
 
-bench: $(STAMP)
+bench: $(STAMP) node
 	$(BIN)/python bench/bench_predict.py
 	$(BIN)/python bench/bench_train.py
 	$(BIN)/python bench/bench_serve.py
 	$(BIN)/python bench/bench_faults.py
 	$(BIN)/python bench/bench_experiments.py
+	$(BIN)/python bench/bench_first_paint.py
+
+# Mutation testing, outside `make test`: mutmut mutates collect/, retrain/, deploy/, registry/ and monitor/
+# and runs, for each mutant, the fast tests that reach the mutated function ([tool.mutmut] in pyproject.toml).
+# All of it takes hours on 2 cores; MUTANTS narrows it to globs (make mutation MUTANTS='efimero.collect.*').
+# Verdicts are cached in mutants/, so a later run tries only new or changed code; name mutants to retry them.
+# The summary counts every mutant of the five packages, those not run yet as "not checked".
+MUTANTS ?=
+mutation: $(STAMP)
+	OMP_NUM_THREADS=1 nice -n 15 $(BIN)/mutmut run $(MUTANTS)
+	@$(MAKE) --no-print-directory mutation-summary
+
+mutation-summary:
+	@$(BIN)/mutmut results --all true | awk -F': ' '{ split($$1, name, "."); n[name[2], $$2]++; p[name[2]] } \
+	  END { split("killed|survived|timeout|no tests|suspicious|not checked", s, "|"); \
+	  printf "%-9s", "package"; for (i = 1; i <= 6; i++) printf " %11s", s[i]; print " (other)"; \
+	  for (q in p) { printf "%-9s", q; o = 0; for (k in n) { split(k, pk, SUBSEP); if (pk[1] == q) o += n[k] } \
+	  for (i = 1; i <= 6; i++) { printf " %11d", n[q, s[i]]; o -= n[q, s[i]] } print " " o } }'
 
 clean:
-	rm -rf $(VENV) $(LOWEST) data models reports .pytest_cache test-output
+	rm -rf $(VENV) $(LOWEST) data models reports .pytest_cache test-output client/node_modules client/dist client/example/dist

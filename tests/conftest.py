@@ -34,11 +34,11 @@ def fast_config(**training: object) -> TrainingConfig:
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No EFIMERO_* variable of the developer's shell leaks into a test."""
+    """No EFIMERO_* variable (nor MLFLOW_TRACKING_URI, which turns tracking on) of the developer's shell leaks in."""
     import os
 
     for name in list(os.environ):
-        if name.startswith("EFIMERO_"):
+        if name.startswith("EFIMERO_") or name == "MLFLOW_TRACKING_URI":
             monkeypatch.delenv(name)
 
 

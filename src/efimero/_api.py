@@ -10,6 +10,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from efimero import tracking
 from efimero._io import atomic_write_json, sha256_file
 from efimero.config import TrainingConfig, load_training_config
 from efimero.data import data_metadata, write_table
@@ -95,6 +96,9 @@ def train(
 ) -> TrainRun:
     """Validate ``data``, train every model and save a new current version in the registry.
 
+    Inside an open tracking run (``efimero train --mlflow-uri``, or ``efimero.tracking.run("train")``)
+    the tuning trials become nested runs, and the version is logged and registered in MLflow.
+
     Example:
         >>> run = efimero.train("data/synthetic_training_data.csv", output="models/")  # doctest: +SKIP
         >>> run.result.metrics["summary"]["mean_accuracy"] > 0.7  # doctest: +SKIP
@@ -126,6 +130,7 @@ def train(
         metadata=metadata,
         max_versions_to_keep=config.registry.max_versions_to_keep,
     )
+    tracking.current().log_version(registry.path(version))
     return TrainRun(version, models_dir, result, registry.info(version).metadata)
 
 

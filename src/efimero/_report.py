@@ -20,6 +20,7 @@ matplotlib.use("Agg")  # files only: never needs a display
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from efimero import tracking
 from efimero._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 _STYLE = """
@@ -35,11 +36,12 @@ th{background:#f2f4f7} img{max-width:100%;border:1px solid #eceff3;margin:.5rem 
 
 
 def save_figure(figure: Figure, path: Path) -> Path:
-    """Write a figure as PNG atomically and close it."""
+    """Write a figure as PNG atomically and close it; inside a tracking run, log it there too."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
     atomic_write_bytes(path, buffer.getvalue())
+    tracking.current().log_artifact(path, artifact_path=path.parent.name or None)
     return path
 
 
@@ -67,7 +69,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def write_report(directory: Path, name: str, title: str, subtitle: str, sections: list[tuple[str, str]],
                  payload: dict[str, Any]) -> tuple[Path, Path]:
-    """Write ``<name>.html`` (sections of HTML, images inline) and ``<name>.json``."""
+    """Write ``<name>.html`` (sections of HTML, images inline) and ``<name>.json``; log both into a tracking run."""
     body = "".join(f"<h2>{html.escape(heading)}</h2>{content}" for heading, content in sections)
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
@@ -75,4 +77,6 @@ def write_report(directory: Path, name: str, title: str, subtitle: str, sections
     html_path, json_path = directory / f"{name}.html", directory / f"{name}.json"
     atomic_write_text(html_path, page)
     atomic_write_json(json_path, payload)
+    for path in (html_path, json_path):
+        tracking.current().log_artifact(path, artifact_path=directory.name or None)
     return html_path, json_path

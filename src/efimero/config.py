@@ -10,9 +10,10 @@ built-in defaults < YAML file < ``EFIMERO_*`` environment variables < CLI flags 
 case, with ``__`` for each dot: ``EFIMERO_TRAINING__DATA__CV_FOLDS=3`` (``training.yaml``),
 ``EFIMERO_REGISTRY__MODEL_DIR``, ``EFIMERO_VALIDATION__MIN_ACCURACY``,
 ``EFIMERO_ENVIRONMENTS__PRODUCTION__MODEL_DIR`` (``environments.yaml``),
-``EFIMERO_RETRAINING__DEPLOYMENT__TARGET=production`` (``retraining.yaml``). The files' top-level
+``EFIMERO_RETRAINING__DEPLOYMENT__TARGET=production`` (``retraining.yaml``),
+``EFIMERO_TRACKING__URI`` (``tracking.yaml``). The files' top-level
 sections are distinct (``training``, ``registry``, ``validation``; ``environments``;
-``retraining``), so one variable belongs to one file; the service reads ``EFIMERO_SERVE_<FIELD>``
+``retraining``; ``tracking``), so one variable belongs to one file; the service reads ``EFIMERO_SERVE_<FIELD>``
 (single ``_``, no section), the pepper ``EFIMERO_USER_ID_PEPPER`` and the config directory
 ``EFIMERO_CONFIG_DIR``, none of which a file section can spell. Lists and mappings are JSON
 (``EFIMERO_TRAINING__TUNING__GRID='{"max_depth": [4, 6]}'``); ``null`` sets an optional key to None.
@@ -63,6 +64,7 @@ overrides are efimero's own keys and are never mapped or ignored.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -308,6 +310,53 @@ def load_environments_config(
             the file, a variable or an override is invalid.
     """
     return load(EnvironmentsConfig, path=path, name="environments.yaml", overrides=overrides)
+
+
+# -- config/tracking.yaml ------------------------------------------------------------------
+
+MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+"""MLflow's own variable: read as ``tracking.uri``, below ``EFIMERO_TRACKING__URI`` and the flag."""
+
+
+class TrackingSettings(_Strict):
+    """Where runs and the registry mirror go. No ``uri``: nothing is tracked and mlflow is never imported."""
+
+    uri: str | None = Field(
+        None, description="MLflow tracking URI (http://host:5000, sqlite:///mlflow.db); None turns tracking off")
+    experiment: str = Field("efimero", min_length=1, description="Experiment of every run")
+    model_name: str = Field(
+        "efimero-css", pattern=r"^[\w.-]+$", description="Registered model that mirrors efimero's versions")
+    log_models: bool = Field(True, description="Log each booster of a version in the mlflow.xgboost flavour")
+
+
+class TrackingConfig(Settings):
+    """The whole of ``config/tracking.yaml``; variables ``EFIMERO_TRACKING__*``."""
+
+    tracking: TrackingSettings = TrackingSettings()
+
+
+def load_tracking_config(
+    path: str | Path | None = None, *, overrides: dict[str, Any] | None = None
+) -> TrackingConfig:
+    """Load ``tracking.yaml`` (``path``, else from the config directory), the environment and nested ``overrides``.
+
+    ``MLFLOW_TRACKING_URI``, the variable every MLflow user already sets, counts as a variable of
+    ``tracking.uri``: it wins over the file and loses to ``EFIMERO_TRACKING__URI`` and ``overrides``
+    (the ``--mlflow-uri`` flag).
+
+    Raises:
+        ConfigError: the file is missing (when named), not YAML, a key is misspelt, or a value is invalid.
+
+    Example:
+        >>> load_tracking_config(overrides={"tracking": {"uri": "http://127.0.0.1:5000"}}).tracking.uri
+        'http://127.0.0.1:5000'
+    """
+    overrides = dict(overrides or {})
+    mlflow_uri = os.environ.get(MLFLOW_TRACKING_URI_ENV)
+    section = dict(overrides.get("tracking", {}))
+    if mlflow_uri and "EFIMERO_TRACKING__URI" not in os.environ and "uri" not in section:
+        overrides["tracking"] = section | {"uri": mlflow_uri}
+    return load(TrackingConfig, path=path, name="tracking.yaml", overrides=overrides)
 
 
 # -- config/retraining.yaml ----------------------------------------------------------------

@@ -13,6 +13,7 @@ and keeps its traceback. The CLI catches ``EfimeroError`` once, prints it and ex
     ├── StoreError                   the interaction store cannot be opened or written
     ├── DeployError                  a deployment or rollback cannot proceed
     ├── ComparisonError              two versions cannot be compared (different features or targets)
+    ├── TrackingError                the MLflow tracking server or registry cannot do what was asked
     ├── SimulationError              the visitor simulator cannot reach a ready service
     ├── ExperimentError              an experiment cannot start, be read or stop as asked
     │   └── ExperimentInputError     its data or settings cannot be analysed (also a ValueError)
@@ -28,7 +29,8 @@ Surprises that do not stop the work are ``warnings.warn`` calls with efimero cla
 shows them on stderr; a ``warnings`` filter set to "error" makes them exceptions)::
 
     UserWarning
-    └── ConfigKeyIgnoredWarning      a config key efimero does not use was ignored
+    ├── ConfigKeyIgnoredWarning      a config key efimero does not use was ignored
+    └── TrackingWarning              logging to MLflow failed mid-run; the work itself went on
 """
 
 from __future__ import annotations
@@ -164,6 +166,14 @@ class StoreError(EfimeroError):
 
 class DeployError(EfimeroError):
     """A deployment or rollback cannot proceed (thresholds, integrity, nothing to roll back)."""
+
+
+class TrackingError(EfimeroError):
+    """The MLflow tracking server or registry cannot do what was asked (unreachable, unknown alias, bad download)."""
+
+
+class TrackingWarning(UserWarning):
+    """Logging a run to MLflow failed after it started; the command's own work (a saved version) stands."""
 
 
 class ComparisonError(EfimeroError, ValueError):

@@ -37,7 +37,7 @@ from efimero.serve import ServeSettings, create_app
 from efimero.serve.dashboard import DashboardSources, ViewCache
 from efimero.serve.routes.dashboard import get_sources
 from tests.serve.conftest import DESKTOP_AT_NOON, PHONE_AT_NIGHT, LiveServer, interaction
-from tests.serve.test_browser import CHROMIUM, FLAGS
+from tests._browser import CHROMIUM, FLAGS
 
 TOKEN = "s3cret-admin-token-for-tests"
 START = datetime(2026, 11, 25, 22, 0, tzinfo=UTC)

@@ -21,6 +21,7 @@ from efimero.store import (
     record_delivery, sessions,
 )
 from efimero.store.engine import LEGACY_SALT_KEY
+from efimero.store.models import SCHEMA_VERSION
 from efimero.store.keys import user_hash
 
 PEPPER = b"test-pepper-0123456789"
@@ -246,8 +247,19 @@ def test_an_alert_is_committed_once_per_window_rule_version_and_arm(store: Inter
     assert stored[other.id]["delivered_at"] is not None and stored[other.id]["delivery_error"] is None
 
 
+def _as_schema_3(url: str) -> None:
+    """Take a new store back to schema 3: interactions without the paint timings."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        for column in ("first_styled_paint_ms", "hidden_ms"):
+            connection.execute(text(f"ALTER TABLE interactions DROP COLUMN {column}"))
+        connection.execute(text("UPDATE efimero_meta SET value = '3' WHERE key = 'schema_version'"))
+    engine.dispose()
+
+
 def _as_schema_2(url: str) -> None:
     """Take a new store back to schema 2: predictions without arm and latency, no errors or alerts tables."""
+    _as_schema_3(url)
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as connection:
         for column in ("arm", "latency_ms"):
@@ -258,6 +270,26 @@ def _as_schema_2(url: str) -> None:
     engine.dispose()
 
 
+def test_a_schema_3_store_gains_the_paint_timings_keeping_its_logs(store_url: str) -> None:
+    engine = open_engine(store_url)
+    with engine.begin() as connection:
+        connection.execute(insert(InteractionRecord), [interaction_row("p-0")])
+    engine.dispose()
+    _as_schema_3(store_url)
+    with pytest.raises(StoreError, match=f"has schema version 3; this efimero reads version {SCHEMA_VERSION}"):
+        open_engine(store_url, create=False)
+    store = InteractionStore(open_engine(store_url), pepper=PEPPER)
+    store.start()
+    store.record_interaction(interaction_row("p-1", session_id="s-1") | {"first_styled_paint_ms": 96.0,
+                                                                       "hidden_ms": 0.0}).result(timeout=10)
+    with store.engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT prediction_id, first_styled_paint_ms, hidden_ms FROM interactions ORDER BY prediction_id")).all()
+    assert [tuple(row) for row in rows] == [("p-0", None, None), ("p-1", 96.0, 0.0)]
+    store.close()
+    store.engine.dispose()
+
+
 def test_a_schema_2_store_migrates_keeping_every_row_on_the_live_arm(store_url: str) -> None:
     engine = open_engine(store_url)
     with engine.begin() as connection:
@@ -265,7 +297,7 @@ def test_a_schema_2_store_migrates_keeping_every_row_on_the_live_arm(store_url: 
         connection.execute(insert(InteractionRecord), [interaction_row("p-0")])
     engine.dispose()
     _as_schema_2(store_url)
-    with pytest.raises(StoreError, match="has schema version 2; this efimero reads version 3"):
+    with pytest.raises(StoreError, match=f"has schema version 2; this efimero reads version {SCHEMA_VERSION}"):
         open_engine(store_url, create=False)  # a reader never migrates
     store = InteractionStore(open_engine(store_url), pepper=PEPPER)
     store.start()

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import f1_score, mean_absolute_error, r2_score
 
+from efimero import tracking
 from efimero._report import Html, image_tag, save_figure, table, write_report
 from efimero.bundle import ModelBundle, TrainedModel
 from efimero.data.validate import load_training_data
@@ -310,11 +311,24 @@ def compare_versions(model_a: str | Path, model_b: str | Path, test_data: str | 
     timed = frame[bundles[0].feature_names].head(latency_samples)
     samples = cast(list[dict[str, Any]], timed.to_dict(orient="records"))  # columns are feature names
     logger.info("compared %s (A) with %s (B): %s", bundles[0].version, bundles[1].version, verdict)
-    return Comparison(
+    comparison = Comparison(
         version_a=bundles[0].version, version_b=bundles[1].version, test_data=str(test_data), n_rows=len(frame),
         n_bootstrap=n_bootstrap, confidence=confidence, seed=seed, targets=results, latency=_latency(*bundles, samples),
         verdict=verdict, rule=verdict_rule(confidence), reasons=reasons or ["no target differs significantly"],
     )
+    _track(comparison)
+    return comparison
+
+
+def _track(comparison: Comparison) -> None:
+    """Log the comparison into the open tracking run (``compare.*``): the verdict, A's and B's metrics, B − A."""
+    log = tracking.current()
+    log.set_tags({"compare.verdict": comparison.verdict, "compare.version_a": comparison.version_a,
+                  "compare.version_b": comparison.version_b})
+    log.log_metrics({t.target: {"a": t.metrics_a, "b": t.metrics_b, "b_minus_a": asdict(t.difference)}
+                     for t in comparison.targets}
+                    | {"latency": {arm: asdict(latency) for arm, latency in comparison.latency.items()},
+                       "n_rows": comparison.n_rows}, prefix="compare.")
 
 
 def _errorbars(points: list[tuple[float, float, float]]) -> tuple[np.ndarray, np.ndarray]:

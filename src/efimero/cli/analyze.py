@@ -9,9 +9,11 @@ import typer
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+from efimero.cli._tracking import tracked
 
 
 @reports_errors
+@tracked("analyze")
 def analyze(
     models: Path = typer.Option(Path("models"), help="Registry directory."),
     version: str = typer.Option(None, help="Version to analyse. \\[default: the current one]"),

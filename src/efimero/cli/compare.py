@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+from efimero.cli._tracking import tracked
 
 if TYPE_CHECKING:
     from efimero.analysis.compare import Comparison, TargetComparison
@@ -71,6 +72,7 @@ def comparison_tables(comparison: Comparison) -> list[Table]:
 
 
 @reports_errors
+@tracked("compare")
 def compare(
     model_a: Path = typer.Option(
         ..., "--model-a", help="Reference version A: a version directory or a registry (its current version)."),

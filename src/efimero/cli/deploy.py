@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+from efimero.cli._tracking import tracked
 
 if TYPE_CHECKING:
     from efimero.deploy import DeploymentRecord, Step
@@ -34,6 +35,7 @@ def _echo(json_output: bool) -> Callable[[Step], None] | None:
 
 
 @reports_errors
+@tracked()
 def deploy(
     source: Path = typer.Option(Path("models"), help="Registry to deploy from."),
     target: str = typer.Option(..., help=TARGET_HELP),
@@ -64,6 +66,7 @@ def deploy(
 
 
 @reports_errors
+@tracked()
 def rollback(
     target: str = typer.Option(..., help=TARGET_HELP),
     to: str = typer.Option(None, help="Version to go back to. \\[default: the version live before the current one]"),

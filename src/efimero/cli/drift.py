@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+from efimero.cli._tracking import tracked
 
 if TYPE_CHECKING:
     from efimero.bundle import ModelBundle
@@ -50,6 +51,7 @@ def live_version(models: Path | None) -> ModelBundle | None:
 
 
 @reports_errors
+@tracked("drift")
 def drift(
     reference: list[Path] | None = typer.Option(
         None, "--reference", help="Reference data, e.g. the training file (.csv, .json or .parquet; repeat for "

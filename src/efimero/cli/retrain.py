@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+from efimero.cli._tracking import tracked
 
 if TYPE_CHECKING:
     from efimero.retrain import RetrainResult
@@ -80,6 +81,7 @@ def _show(result: RetrainResult, json_output: bool) -> None:
 
 @app.command()
 @reports_errors
+@tracked("retrain-incremental")
 def incremental(
     data: list[Path] = typer.Option(..., help="New training rows (repeat for several files)."),
     models: Path = typer.Option(Path("models"), help="Registry whose live version is updated."),
@@ -104,6 +106,7 @@ def incremental(
 
 @app.command("full")
 @reports_errors
+@tracked("retrain-full")
 def full_retrain(
     data: list[Path] = typer.Option(..., help="Training files, combined (repeat --data)."),
     output: Path = typer.Option(Path("models"), help="Registry to add the version to."),
@@ -140,6 +143,7 @@ class Mode(StrEnum):
 
 
 @reports_errors
+@tracked("auto-retrain")
 def auto_retrain(
     mode: Mode = typer.Option(
         Mode.check, help="check: report triggers; force: retrain now; scheduled: retrain if a trigger fired."),

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+from efimero.cli._tracking import tracked
 from efimero.cli.deploy import CONFIG_HELP, LOCK_WAIT_HELP, TARGET_HELP, _echo
 from efimero.errors import ConfigError
 
@@ -125,6 +126,7 @@ def _judge(state: RolloutState, retraining_config: Path | None) -> Judge:
 
 @app.command()
 @reports_errors
+@tracked()
 def step(
     target: str = typer.Option(..., help=TARGET_HELP),
     at: str = typer.Option(None, help=AT_HELP),
@@ -148,6 +150,7 @@ def step(
 
 @app.command()
 @reports_errors
+@tracked()
 def watch(
     target: str = typer.Option(..., help=TARGET_HELP),
     interval: float = typer.Option(30.0, min=0.01, help="Seconds between rounds."),

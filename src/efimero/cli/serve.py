@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from efimero.cli._common import console, given, reports_errors
+from efimero.cli._tracking import tracked
+
+if TYPE_CHECKING:
+    from efimero.serve.settings import ServeSettings
+    from efimero.tracking.source import AliasSync
 
 
 @reports_errors
+@tracked()
 def serve(
     ctx: typer.Context,
-    models: Path = typer.Option(Path("models"), help="Registry whose current version is served (followed live)."),
+    models: Path = typer.Option(Path("models"), help="Registry whose current version is served (followed live), or "
+                                "an MLflow alias, models:/<registered model>@<alias> (followed live too)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     db: str = typer.Option("sqlite:///data/efimero.db", help="Interaction store URL (SQLite or postgresql://...)."),
@@ -40,10 +48,15 @@ def serve(
     pepper_file: Path | None = typer.Option(None, help="User-id pepper file, created if missing "
                                      "($EFIMERO_USER_ID_PEPPER wins; default: beside a SQLite store, else "
                                      "data/user_id_pepper). Every host needs the same one."),
+    mlflow_cache: Path | None = typer.Option(
+        None, help="With --models models:/<name>@<alias>: the local registry that holds the versions downloaded "
+        "from MLflow, verified. \\[default: models/mlflow/<name>@<alias>]"),
 ) -> None:
     """Serve /v1/predict, /v1/interactions, /v1/model, /healthz, /readyz, /metrics and the demo page at /.
 
     A flag given wins over its EFIMERO_SERVE_* variable (EFIMERO_SERVE_DB_URL, ...), which wins over the default.
+    With --models models:/<name>@<alias>, a thread keeps a local registry on the version the alias
+    names (downloaded once, checked against its checksums) and the service hot-swaps when it moves.
     """
     import uvicorn
 
@@ -57,13 +70,38 @@ def serve(
         keep_alive_timeout_s="keep_alive_timeout", commit_timeout_s="commit_timeout", user_id_pepper_file="pepper_file",
         monitor_interval_s="monitor_interval", monitor_clock="monitor_clock", retraining_config="retraining_config",
     ))
+    sync = _follow_alias(settings, mlflow_cache)
+    if sync is not None:  # the workers serve the local registry that the sync keeps on the alias
+        settings = settings.model_copy(update={"models_dir": sync.cache.root})
     version = Registry(settings.models_dir).resolve()  # fail now, with a message, rather than in a worker
     open_engine(settings.db_url).dispose()  # create or migrate the schema once, before the workers start
     load_pepper(settings.pepper_file, create=True)  # one pepper for every worker
     os.environ.update(settings.to_environ())  # the workers' settings: they inherit the environment
     console.print(f"serving [bold]{version}[/] from {settings.models_dir} on http://{host}:{port}/ (docs at /docs), "
                   f"store {settings.db_url}")
-    uvicorn.run(
-        "efimero.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-        access_log=access_log, log_level="info", timeout_keep_alive=settings.keep_alive_timeout_s,
-    )
+    try:
+        uvicorn.run(
+            "efimero.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+            access_log=access_log, log_level="info", timeout_keep_alive=settings.keep_alive_timeout_s,
+        )
+    finally:
+        if sync is not None:
+            sync.stop()
+
+
+def _follow_alias(settings: ServeSettings, cache: Path | None) -> AliasSync | None:
+    """For ``--models models:/<name>@<alias>``: a started sync of the alias into a local registry, else None.
+
+    It runs in this process, beside uvicorn (the supervisor of ``--workers N``), so one sync
+    serves every worker; mlflow is imported only here, never for a local registry.
+    """
+    from efimero.tracking import tracking_settings
+    from efimero.tracking.source import AliasSource, AliasSync
+
+    source = AliasSource.parse(str(settings.models_dir))
+    if source is None:
+        return None
+    sync = AliasSync(source, cache or Path("models") / "mlflow" / f"{source.name}@{source.alias}",
+                     tracking_settings(), poll_interval_s=settings.poll_interval_s)
+    sync.start()
+    return sync

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, progress_bar, reports_errors
+from efimero.cli._tracking import tracked
 
 
 class Tuner(StrEnum):
@@ -65,6 +66,7 @@ def metrics_tables(metrics: dict[str, Any]) -> list[Table]:
 
 
 @reports_errors
+@tracked("train")
 def train(
     data: Path = typer.Option(..., help="Training data (.csv, .json or .parquet)."),
     output: Path = typer.Option(None, help="Registry directory. \\[default: registry.model_dir of the config, models]"),

@@ -3,7 +3,9 @@
 Deployment steps (the training scripts guide): check that the candidate serves the live
 version's contract, validate against the target's thresholds, back up what the target serves,
 copy the version (verified after the copy), switch the target's live pointer atomically,
-smoke-test what is now live, prune old versions, record everything.
+smoke-test what is now live, prune old versions, record everything. With a tracking URI, the
+MLflow alias named after the target then follows (a step that never fails the deployment:
+:mod:`efimero.tracking.mirror`); a rollback moves it too.
 
 A failure at any step puts the pointer back and removes a version this deployment added, so
 the target is as it was, and the record says ``failed``; an exception that is not an
@@ -28,6 +30,7 @@ from efimero.deploy.rollout_state import ensure_no_rollout
 from efimero.errors import DeployError, EfimeroError
 from efimero.gate import GateReport, run_validation
 from efimero.registry import Registry, verify
+from efimero.tracking.mirror import mirror_alias
 
 logger = logging.getLogger(__name__)
 
@@ -222,11 +225,23 @@ def stage(
 
 
 def go_live(run: _Run, target: Registry, name: str, previous: str | None, environment: Environment) -> None:
-    """The steps that make a staged version the live one: switch, smoke test, prune."""
+    """The steps that make a staged version the live one: switch, smoke test, prune, mirror."""
     run.switch(target, name, previous)
     run.step("smoke test", lambda: _smoke(target, name, environment))
     keep = (previous,) if previous else ()
     run.step("prune", lambda: f"removed {target.prune(environment.max_versions_to_keep, keep=keep) or 'nothing'}")
+    mirror(run, target, name)
+
+
+def mirror(run: _Run, target: Registry, name: str) -> None:
+    """Move the MLflow alias named after the target to ``name``, when a tracking URI is configured.
+
+    Recorded as the step ``mlflow mirror``, failed or not; it never raises, so it never fails
+    (or undoes) the deployment: a failed move is kept and retried at the next one.
+    """
+    outcome = mirror_alias(target.root, run.record.target, name)
+    if outcome is not None:
+        run.add(Step("mlflow mirror", outcome.ok, outcome.detail))
 
 
 def _restore(run: _Run, target: Registry, previous: str | None, name: str, *, added: bool) -> None:
@@ -276,6 +291,7 @@ def rollback(
             run.step("integrity", lambda: _ensure_intact(registry, name))
             run.switch(registry, name, current)
             run.step("smoke test", lambda: _smoke(registry, name, environment))
+            mirror(run, registry, name)
 
         return run.conclude(steps, lambda: _restore(run, registry, current, name, added=False))
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from efimero import tracking
 from efimero.collect import collect
 from efimero.config import (
     RetrainDeployment,
@@ -149,6 +150,8 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
             made.append(collected.output)
         stage("collect", rows=len(collected.frame), sessions=collected.statuses,
               online_accuracy=collected.online_accuracy, quality=collected.quality.to_dict())
+        if collected.drift is not None:
+            tracking.current().log_dict(collected.drift.to_dict(), "drift/drift.json")
         triggers = evaluate(settings.triggers, bundle=live, collected=collected, reference=reference)
         run.triggers = [t.to_dict() for t in triggers]
         age = days_since_training(live, datetime.now(UTC))
@@ -195,6 +198,7 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
     finally:
         run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         record_run(models, run.to_dict())
+        tracking.current().log_dict(run.to_dict(), "auto_retrain/run.json")
 
 
 STAGES = {"safe": DEFAULT_STAGES, "canary": (DEFAULT_STAGES[0], 1.0)}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from efimero import tracking
 from efimero.data import check_training_files, read_table, training_files
 from efimero.data.validate import validate_frame
 from efimero.errors import DataError
@@ -19,6 +21,8 @@ from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import ModelBundle, evaluate, stratify_by, summary_scores
 
 logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., "RetrainResult"])
 
 
 @dataclass
@@ -35,6 +39,25 @@ class RetrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def tracked(retrain: F) -> F:
+    """Log the result of ``retrain`` into the open tracking run: strategy, status and reason as tags, rows and scores.
+
+    One place for every return of a retraining, whatever its outcome; the version it saved is
+    logged where it is saved.
+    """
+
+    @functools.wraps(retrain)
+    def wrapper(*args: Any, **kwargs: Any) -> RetrainResult:
+        result = retrain(*args, **kwargs)
+        log = tracking.current()
+        log.set_tags({"efimero.retrain.strategy": result.strategy, "efimero.retrain.status": result.status,
+                      "efimero.retrain.reason": result.reason[:5000]})
+        log.log_metrics({"rows": result.rows, "scores": result.scores})
+        return result
+
+    return cast(F, wrapper)
 
 
 def read_files(paths: Sequence[str | Path], task: TabularTask = CSS_TASK) -> list[pd.DataFrame]:

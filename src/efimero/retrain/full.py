@@ -18,16 +18,18 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from efimero import tracking
 from efimero._api import library_versions
 from efimero.analysis.compare import B_BETTER, B_WORSE, NO_DIFFERENCE, Comparison, compare_versions
 from efimero.config import TrainingConfig, load_training_config
 from efimero.data import data_metadata, write_table
 from efimero.registry import Registry
-from efimero.retrain._common import RetrainResult, combine, read_files, score
+from efimero.retrain._common import RetrainResult, combine, read_files, score, tracked
 from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import train
 
 
+@tracked
 def full(
     data: Sequence[str | Path],
     *,
@@ -58,6 +60,7 @@ def full(
     }
     version = registry.save(trained.bundle, metrics=trained.metrics, metadata=metadata, set_current=live is None,
                             max_versions_to_keep=config.registry.max_versions_to_keep)
+    tracking.current().log_version(registry.path(version))
     result = RetrainResult("full", "success", "", parent_version=live, version=version, rows=trained.n_rows)
     if live is not None and compare_with_current:
         holdout = trained.test_rows

@@ -27,10 +27,19 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.model_selection import train_test_split
 
+from efimero import tracking
 from efimero.config import ClassifierParams, IncrementalParameters, RegressorParams
 from efimero.gate import require_known_labels
 from efimero.registry import Registry
-from efimero.retrain._common import RetrainResult, combine, original_test_problem, original_test_rows, read_files, score
+from efimero.retrain._common import (
+    RetrainResult,
+    combine,
+    original_test_problem,
+    original_test_rows,
+    read_files,
+    score,
+    tracked,
+)
 from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import ModelBundle, TrainedModel, evaluate, row_weights, stratify_by, summary_scores
 from efimero.training._xgb import Runtime, booster_params
@@ -78,6 +87,7 @@ def _forgetting_check(registry: Registry, live: ModelBundle, updated: ModelBundl
             "tolerance": settings.forgetting_tolerance, "current": current, "updated": candidate}
 
 
+@tracked
 def incremental(
     data: Sequence[str | Path],
     *,
@@ -138,6 +148,7 @@ def incremental(
     judged = evaluate(updated, holdout)
     metrics = judged | {"summary": summary_scores(judged), "incremental": result.scores}
     result.version = registry.save(updated, metrics=metrics, metadata=metadata)
+    tracking.current().log_version(registry.path(result.version))
     result.status = "success"
     result.reason = f"improvement {improvement:+.2%} on held-out new data{not_run}"
     return result

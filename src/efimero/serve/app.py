@@ -18,7 +18,7 @@ from efimero.serve.guards import BodyGuardMiddleware, RateLimitMiddleware
 from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import MetricsMiddleware, ServiceMetrics, StoreCollector
 from efimero.serve.monitoring import MonitorLoop
-from efimero.serve.routes import admin, dashboard, interactions, ops, pages, predict
+from efimero.serve.routes import admin, dashboard, interactions, ops, pages, predict, style
 from efimero.serve.settings import ServeSettings, load_serve_settings
 from efimero.store import InteractionStore, load_pepper, open_engine
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PUBLIC_PATHS = frozenset({"/v1/predict", "/v1/predict/batch", "/v1/interactions"})
+PUBLIC_PATHS = frozenset({"/v1/predict", "/v1/predict/batch", "/v1/style.css", "/v1/interactions"})
 """The routes visitors' browsers call: the ones a rate limit applies to."""
 
 
@@ -75,7 +75,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     # A placeholder EFIMERO_ADMIN_TOKEN stops the start here, before anything opens (ConfigError).
     app.state.dashboard = DashboardSources(settings.models_dir, settings.db_url, admin_token=admin_token_from_environ(),
                                            retraining_config=settings.retraining_config)
-    for router in (predict.router, interactions.router, ops.router, pages.router, dashboard.router, admin.router):
+    for router in (predict.router, style.router, interactions.router, ops.router, pages.router, dashboard.router,
+                   admin.router):
         app.include_router(router)
     static = resources.files("efimero.serve").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -189,6 +189,12 @@ class InteractionRequest(BaseModel):
     )
     page_load_time: StrictFloat = Field(..., ge=0, le=600_000, description="Page load time, milliseconds")
     rendering_time: StrictFloat = Field(..., ge=0, le=600_000, description="Time to apply the style, milliseconds")
+    first_styled_paint: StrictFloat | None = Field(
+        None, ge=0, le=600_000, description="Milliseconds from navigation start to the first paint in the served style"
+    )
+    hidden_time: StrictFloat | None = Field(
+        None, ge=0, le=600_000, description="Milliseconds the page hid adapted regions (0 when it hid nothing)"
+    )
     device_info: dict[str, Any] | None = Field(None, description=f"Optional device details: {_DETAIL_RULES}")
     network_conditions: dict[str, Any] | None = Field(None, description=f"Optional network details: {_DETAIL_RULES}")
 

@@ -21,6 +21,7 @@ from sqlalchemy.schema import CreateColumn
 from efimero.store.models import PREDICTION_ID_LENGTH, Base, InteractionRecord, PredictionRecord
 
 _V3_PREDICTION_COLUMNS = ("arm", "latency_ms")
+_V4_INTERACTION_COLUMNS = ("first_styled_paint_ms", "hidden_ms")
 
 _KEEP_FIRST_COPY = (
     "DELETE FROM interactions WHERE id NOT IN "
@@ -38,7 +39,9 @@ def migrate_v1(engine: Engine) -> None:
 
 def _rebuild_sqlite(engine: Engine) -> None:
     table = Base.metadata.tables[InteractionRecord.__tablename__]
-    columns = ", ".join(column.name for column in table.columns)
+    old_columns = {column["name"] for column in inspect(engine).get_columns("interactions")}
+    # Columns of later schemas are created empty here: the old table has nothing to copy into them.
+    columns = ", ".join(column.name for column in table.columns if column.name in old_columns)
     old_indexes = [index["name"] for index in inspect(engine).get_indexes("interactions") if index["name"]]
     with engine.begin() as connection:
         connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
@@ -76,10 +79,20 @@ def migrate_v2(engine: Engine) -> None:
     A column already there is skipped, so a second process migrating at the same moment (whose
     ``ADD COLUMN`` lost the race and is retried) finds the work done.
     """
-    table = Base.metadata.tables[PredictionRecord.__tablename__]
+    _add_columns(engine, PredictionRecord.__tablename__, _V3_PREDICTION_COLUMNS)
+
+
+def migrate_v3(engine: Engine) -> None:
+    """Bring a schema-3 store to schema 4: add the interactions' paint timings (empty in old rows)."""
+    _add_columns(engine, InteractionRecord.__tablename__, _V4_INTERACTION_COLUMNS)
+
+
+def _add_columns(engine: Engine, table_name: str, names: tuple[str, ...]) -> None:
+    """Add the model's ``names`` columns to ``table_name``; one already there is skipped."""
+    table = Base.metadata.tables[table_name]
     present = {column["name"] for column in inspect(engine).get_columns(table.name)}
     with engine.begin() as connection:
-        for name in _V3_PREDICTION_COLUMNS:
+        for name in names:
             if name not in present:
                 definition = CreateColumn(table.c[name]).compile(dialect=engine.dialect)
                 connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {definition}"))

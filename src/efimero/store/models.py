@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2: signed prediction ids (64 chars), interactions unique per (prediction_id, session_id) and
 free of a foreign key, so a log may be stored before its prediction (written by another worker).
-3: each prediction's traffic arm and server-side latency, failed predictions, the monitor's alerts."""
+3: each prediction's traffic arm and server-side latency, failed predictions, the monitor's alerts.
+4: each interaction's first styled paint and hidden time, as the browser client measured them."""
 
 PREDICTION_ID_LENGTH = 64
 ARM_LENGTH = 32
@@ -83,6 +84,9 @@ class InteractionRecord(Base):
     ui_preference_feedback: Mapped[str | None] = mapped_column(String(500))
     page_load_time_ms: Mapped[float] = mapped_column(Float)
     rendering_time_ms: Mapped[float] = mapped_column(Float)
+    first_styled_paint_ms: Mapped[float | None] = mapped_column(
+        Float, doc="From navigation start to the first paint in the served style (a guardrail of rollouts)")
+    hidden_ms: Mapped[float | None] = mapped_column(Float, doc="How long the page hid adapted regions, if it did")
     device_info: Mapped[dict[str, Any] | None]
     network_conditions: Mapped[dict[str, Any] | None]
 

@@ -23,6 +23,7 @@ _SESSION_PREDICTION_COLUMNS = (
 _SESSION_INTERACTION_COLUMNS = (
     "session_id", "session_duration_ms", "interactions_count", "bounce_rate", "scroll_depth", "click_through_rate",
     "user_satisfaction", "ui_preference_feedback", "page_load_time_ms", "rendering_time_ms",
+    "first_styled_paint_ms", "hidden_ms",
 )
 SESSION_COLUMNS = _SESSION_PREDICTION_COLUMNS + _SESSION_INTERACTION_COLUMNS
 

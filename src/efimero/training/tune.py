@@ -12,6 +12,7 @@ import numpy as np
 import optuna
 from sklearn.model_selection import KFold, StratifiedKFold
 
+from efimero import tracking
 from efimero.config import TuningSettings, XGBoostParams
 from efimero.training._spec import ModelSpec
 from efimero.training._xgb import Runtime
@@ -98,6 +99,7 @@ def tune(
         cv = cross_validate(spec, params, x, y, n_folds=n_folds, runtime=runtime, weight=weight)
         score = cv[metric]["mean"]
         trials.append({"params": params.model_dump(include=set(candidate)), metric: score})
+        tracking.current().trial(f"{spec.name} #{len(trials)}", params=trials[-1]["params"], metrics=cv)
         if progress:
             progress(f"tuning {spec.name}", 1)
         return score

@@ -63,6 +63,8 @@ async def record_interaction(
             "ui_preference_feedback": log.ui_preference_feedback,
             "page_load_time_ms": log.page_load_time,
             "rendering_time_ms": log.rendering_time,
+            "first_styled_paint_ms": log.first_styled_paint,
+            "hidden_ms": log.hidden_time,
             "device_info": log.device_info,
             "network_conditions": log.network_conditions,
         })
