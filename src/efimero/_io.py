@@ -99,6 +99,15 @@ def write_model(path: Path, value: BaseModel) -> None:
     atomic_write_text(path, value.model_dump_json(indent=2) + "\n")
 
 
+def write_or_remove_model(path: Path, value: BaseModel | None) -> None:
+    """:func:`write_model`, or remove ``path`` (durably) when ``value`` is None: a state file that is optional."""
+    if value is not None:
+        write_model(path, value)
+    elif path.exists():
+        path.unlink()
+        fsync_dir(path.parent)
+
+
 def sha256_file(path: Path) -> str:
     """Return the hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()

@@ -72,7 +72,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from efimero._config_reader import Dialect, ProjectRelative
 from efimero._settings import Settings, load
+from efimero.bandit.reward import RewardFunction
 from efimero.errors import ConfigError
+from efimero.registry.exploration import ExplorationMode, Guardrail
 
 ProjectPath = Annotated[Path, ProjectRelative()]
 """A path that, written relative in a file, is relative to the project root (module docstring)."""
@@ -504,6 +506,34 @@ class DataCollection(_Strict):
     output_dir: ProjectPath = Path("data/production")
 
 
+class ExplorationDefaults(_Strict):
+    """What `efimero explore set` writes unless its flags say otherwise (the guardrails always come from here)."""
+
+    mode: ExplorationMode = "epsilon_greedy"
+    epsilon: float = Field(0.1, ge=0, le=1, description="Share of explored slot choices (epsilon_greedy)")
+    temperature: float = Field(1.0, gt=0, le=100, description="Softmax temperature (softmax)")
+    holdout_share: float = Field(0.05, ge=0, lt=1, description="Share of visitors never explored")
+    guardrails: tuple[Guardrail, ...] = ()
+
+
+class OfflineGate(_Strict):
+    """The off-policy check a rollout may require before its first canary stage."""
+
+    required: bool = Field(False, description="Refuse a rollout whose candidate cannot be estimated or looks worse")
+    estimator: Literal["dr", "snips", "ips"] = "dr"
+    margin: float = Field(0.02, ge=0, le=1, description="Largest tolerated shortfall of the estimate against live")
+    min_effective_sample_size: float = Field(100, gt=0, description="Fewer effective visits: the check cannot run")
+    window_days: float = Field(7, gt=0, description="Logged visits of this many days before the newest one")
+
+
+class BanditSettings(_Strict):
+    """Rewards, exploration and off-policy evaluation of the served style (``retraining.bandit``)."""
+
+    reward: RewardFunction = RewardFunction()
+    exploration: ExplorationDefaults = ExplorationDefaults()
+    offline_gate: OfflineGate = OfflineGate()
+
+
 class RetrainingSettings(_Strict):
     models_dir: ProjectPath = Path("models")
     triggers: Triggers = Triggers()
@@ -511,6 +541,7 @@ class RetrainingSettings(_Strict):
     deployment: RetrainDeployment = RetrainDeployment()
     data_collection: DataCollection = DataCollection()
     monitoring: MonitoringRules = MonitoringRules()
+    bandit: BanditSettings = BanditSettings()
 
 
 class RetrainingConfig(Settings):

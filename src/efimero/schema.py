@@ -60,6 +60,21 @@ class TabularTask:
     weight_column: str | None = "sample_weight"
     """Optional column of per-row training weights (> 0); absent means every row counts 1."""
 
+    def target_weight_column(self, target: str) -> str | None:
+        """The optional column of one class target's own weights (≥ 0), e.g. ``sample_weight__css_class_theme``.
+
+        Where present it replaces :attr:`weight_column` for that target's model: learning from
+        rewards weighs each class head by reward / propensity of its own slot's served label.
+        """
+        return f"{self.weight_column}__{target}" if self.weight_column else None
+
+    @property
+    def weight_columns(self) -> list[str]:
+        """Every optional weight column: the row weight, then each class target's."""
+        if self.weight_column is None:
+            return []
+        return [self.weight_column, *(f"{self.weight_column}__{t.name}" for t in self.class_targets)]
+
     @property
     def feature_names(self) -> list[str]:
         return [feature.name for feature in self.features]

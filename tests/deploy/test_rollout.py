@@ -178,3 +178,27 @@ def test_sigkill_at_any_moment_leaves_traffic_on_versions_that_load_and_the_next
         assert prod.traffic() is None
         assert {r["status"] for r in DeploymentLog(prod.root).records()} <= {
             "success", "rolled_back", "aborted", "failed", "in_progress", "running"}
+
+
+@pytest.mark.parametrize(("passed", "refusal"), [(False, "refused by the offline check: worse by 0.05"),
+                                                 (None, "stopped: could not run the offline check: ESS 12")])
+def test_a_precheck_that_refuses_or_cannot_run_stops_the_rollout_before_anything_is_staged(
+    live, passed, refusal
+) -> None:
+    _, old, new, _, prod = live
+    seen = []
+
+    def precheck(source, version, target):
+        seen.append((version, target.root))
+        return passed, "worse by 0.05" if passed is False else "ESS 12"
+
+    with pytest.raises(DeployError, match=refusal):
+        started(live, precheck=precheck)
+    assert seen == [(new, prod.root)]
+    assert (prod.current(), prod.traffic(), read_state(prod.root)) == (old, None, None)
+    assert new not in prod.list()
+
+
+def test_a_passing_precheck_lets_the_canary_start(live) -> None:
+    state = started(live, precheck=lambda source, version, target: (True, "dr 0.61 against live 0.60"))
+    assert (state.share, state.status) == (0.05, "running")

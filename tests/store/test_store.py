@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -247,8 +248,18 @@ def test_an_alert_is_committed_once_per_window_rule_version_and_arm(store: Inter
     assert stored[other.id]["delivered_at"] is not None and stored[other.id]["delivery_error"] is None
 
 
+def _as_schema_4(url: str) -> None:
+    """Take a new store back to schema 4: predictions without their decisions."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE predictions DROP COLUMN decisions"))
+        connection.execute(text("UPDATE efimero_meta SET value = '4' WHERE key = 'schema_version'"))
+    engine.dispose()
+
+
 def _as_schema_3(url: str) -> None:
     """Take a new store back to schema 3: interactions without the paint timings."""
+    _as_schema_4(url)
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as connection:
         for column in ("first_styled_paint_ms", "hidden_ms"):
@@ -268,6 +279,27 @@ def _as_schema_2(url: str) -> None:
         connection.execute(text("DROP TABLE alerts"))
         connection.execute(text("UPDATE efimero_meta SET value = '2' WHERE key = 'schema_version'"))
     engine.dispose()
+
+
+def test_a_schema_4_store_gains_the_decisions_keeping_its_predictions(store_url: str) -> None:
+    engine = open_engine(store_url)
+    with engine.begin() as connection:
+        connection.execute(insert(PredictionRecord), [prediction_row("p-0")])
+    engine.dispose()
+    _as_schema_4(store_url)
+    with pytest.raises(StoreError, match=f"has schema version 4; this efimero reads version {SCHEMA_VERSION}"):
+        open_engine(store_url, create=False)
+    store = InteractionStore(open_engine(store_url), pepper=PEPPER)
+    store.start()
+    decisions = {"policy_id": "greedy", "mode": "greedy", "holdout": False, "propensity": 1.0, "slots": {}}
+    store.record_prediction(prediction_row("p-1") | {"decisions": decisions})
+    assert store.flush()
+    with store.engine.connect() as connection:
+        rows = connection.execute(text("SELECT prediction_id, decisions FROM predictions ORDER BY prediction_id")).all()
+    stored = [(row[0], json.loads(row[1]) if isinstance(row[1], str) else row[1]) for row in rows]
+    assert stored == [("p-0", None), ("p-1", decisions)]
+    store.close()
+    store.engine.dispose()
 
 
 def test_a_schema_3_store_gains_the_paint_timings_keeping_its_logs(store_url: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from efimero import __version__
-from efimero.cli import data, experiment, models, retrain, rollout, store
+from efimero.cli import bandit, data, experiment, models, retrain, rollout, store
 from efimero.cli.analyze import analyze
 from efimero.cli.compare import compare
 from efimero.cli.demo import demo
@@ -30,6 +30,7 @@ app.add_typer(retrain.app, name="retrain")
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(store.app, name="store")
+app.add_typer(bandit.app, name="explore")
 app.command()(train)
 app.command()(validate)
 app.command()(serve)
@@ -43,6 +44,7 @@ app.command()(monitor)
 app.command()(retrain.collect)
 app.command("auto-retrain")(retrain.auto_retrain)
 app.command()(simulate)
+app.command("evaluate-offline")(bandit.evaluate_offline)
 app.command()(demo)
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
 from efimero.cli._tracking import tracked
+from efimero.errors import ConfigError
 
 if TYPE_CHECKING:
     from efimero.retrain import RetrainResult
@@ -36,24 +37,37 @@ def collect(
     models: Path = typer.Option(Path("models"), help="Registry whose live version gives the reference and the "
                                 "feature importance that weighs the drift share."),
     export_metadata: bool = typer.Option(False, "--export-metadata", help="Also write <output>_metadata.json."),
+    labels: str = typer.Option("heuristic", help="heuristic: targets from behaviour rules (the guidelines'); "
+                               "reward: the served labels of every logged decision, each class head weighted by "
+                               "reward / propensity (learns from what visitors did; needs logged decisions)."),
+    config: Path = typer.Option(None, help="Retraining YAML whose retraining.bandit.reward scores sessions "
+                                "(--labels reward). \\[default: retraining.yaml in $EFIMERO_CONFIG_DIR, else config/]"),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Training rows from logged sessions: features recomputed, targets from behaviour, quality checked."""
+    """Training rows from logged sessions: features recomputed, targets from behaviour (or rewards), quality checked."""
     from efimero.cli.drift import live_version
     from efimero.collect import collect as run_collect
+    from efimero.config import load_retraining_config
     from efimero.monitor.drift import choose_reference
 
+    if labels not in ("heuristic", "reward"):
+        raise ConfigError(f"--labels must be heuristic or reward. Got {labels!r} instead.")
     chosen = choose_reference(reference or [], live_version(models)) if validate else None
+    reward = load_retraining_config(config).retraining.bandit.reward
     result = run_collect(db, start_date=start_date.date() if start_date else None,
                          end_date=end_date.date() if end_date else None, days_back=days_back,
                          min_session_duration_ms=min_session_duration, output=output, validate=validate,
-                         export_metadata=export_metadata, reference=chosen)
+                         export_metadata=export_metadata, reference=chosen, labels=labels,  # type: ignore[arg-type]
+                         reward=reward)
     if json_output:
         emit_json(result.to_dict())
         return
     quality = result.quality
     console.print(f"[green]✓[/] {len(result.frame)} training rows from {quality.total} logs "
                   f"({result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC) → {result.output}")
+    if result.labels == "reward":
+        console.print(f"  labels: served labels weighted by reward {result.reward_version} / propensity; "
+                      f"{result.pending_rewards} decision(s) still inside the reward wait window", highlight=False)
     console.print(f"  sessions: {result.statuses}; online accuracy "
                   f"{result.online_accuracy if result.online_accuracy is None else f'{result.online_accuracy:.3f}'}")
     console.print(f"  valid logs {quality.valid}, invalid {quality.invalid}: {dict(quality.reasons) or 'no problems'}")

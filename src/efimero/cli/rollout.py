@@ -17,7 +17,7 @@ from efimero.errors import ConfigError
 
 if TYPE_CHECKING:
     from efimero.config import EnvironmentsConfig
-    from efimero.deploy.rollout import Judge
+    from efimero.deploy.rollout import Judge, Precheck
     from efimero.deploy.rollout_state import RolloutState
 
 app = typer.Typer(help="Gradual rollout: canary 5 %, then 10, 25, 50, 100 %, with automatic rollback.",
@@ -27,7 +27,7 @@ DB_HELP = "Interaction store the checks read (SQLite or postgresql://...)."
 CLOCK_HELP = ("wall: stage windows in real time; store: in the time of the newest visit in the store, so that "
               "simulated traffic (efimero simulate) drives the rollout.")
 AT_HELP = "Check as of this moment (ISO 8601, UTC). \\[default: the rollout's clock]"
-RETRAINING_HELP = ("Retraining YAML holding the monitoring rules. "
+RETRAINING_HELP = ("Retraining YAML holding the monitoring rules and the offline gate. "
                    "\\[default: retraining.yaml in $EFIMERO_CONFIG_DIR, else config/, when present]")
 
 
@@ -97,6 +97,11 @@ def start(
     test_data: Path = typer.Option(None, help="Labelled data for the accuracy threshold."),
     allow_contract_change: bool = typer.Option(False, "--allow-contract-change",
                                                help="Roll out even if features, targets or classes differ."),
+    offline_gate: bool = typer.Option(
+        None, "--offline-gate/--no-offline-gate", help="First estimate the candidate off-policy on the logged "
+        "visits and refuse it if it looks worse than live beyond the margin, or cannot be estimated. "
+        "\\[default: retraining.bandit.offline_gate.required]"),
+    retraining_config: Path = typer.Option(None, help=RETRAINING_HELP),
     lock_wait: float = typer.Option(60.0, min=0, help=LOCK_WAIT_HELP),
     config: Path = typer.Option(None, help=CONFIG_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -112,8 +117,25 @@ def start(
         source, target, version=version, now=clock_now(rollout_clock, db_url), plan=plan, validate=validate,
         test_data=test_data, allow_contract_change=allow_contract_change, lock_wait_s=lock_wait,
         environments=environments_config(config), echo=_echo(json_output), clock=rollout_clock, db_url=db_url,
+        precheck=_offline_precheck(offline_gate, retraining_config, db_url),
     )
     render_rollout(state, json_output)
+
+
+def _offline_precheck(wanted: bool | None, retraining_config: Path | None, db_url: str) -> Precheck | None:
+    """The off-policy precheck when asked for by the flag, else by retraining.bandit.offline_gate.required."""
+    from datetime import timedelta
+
+    from efimero.bandit.evaluate import offline_precheck
+    from efimero.config import load_retraining_config
+
+    bandit = load_retraining_config(retraining_config).retraining.bandit
+    gate = bandit.offline_gate
+    if not (gate.required if wanted is None else wanted):
+        return None
+    return offline_precheck(db_url, reward=bandit.reward, estimator=gate.estimator, margin=gate.margin,
+                            min_effective_sample_size=gate.min_effective_sample_size,
+                            window=timedelta(days=gate.window_days))
 
 
 def _judge(state: RolloutState, retraining_config: Path | None) -> Judge:

@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pandas as pd
 
 from efimero._io import atomic_write_json, sha256_file
 from efimero.collect.quality import QualityReport, check_log
+from efimero.collect.rewards import reward_rows
 from efimero.collect.targets import STATUSES, judge, negative_feedback, targets
 from efimero.data import write_table
 from efimero.errors import DataError
@@ -28,7 +29,10 @@ from efimero.store import latest_event_time, open_engine, sessions
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from efimero.bandit.reward import RewardFunction
     from efimero.monitor.drift import DriftReport, ReferenceData
+
+Labels = Literal["heuristic", "reward"]
 
 
 @dataclass
@@ -46,6 +50,11 @@ class CollectResult:
     """The window's sessions against the reference (with ``validate``, when it could be measured)."""
     output: Path | None = None
     metadata_path: Path | None = None
+    labels: Labels = "heuristic"
+    """How the training rows were labelled: by behaviour heuristics, or by rewards (:mod:`efimero.collect.rewards`)."""
+    reward_version: str | None = None
+    pending_rewards: int = 0
+    """Logged decisions left out with ``labels="reward"`` because their reward was not due yet."""
 
     @property
     def statuses(self) -> dict[str, int]:
@@ -61,7 +70,8 @@ class CollectResult:
         return {
             "start": self.start.isoformat(), "end": self.end.isoformat(), "rows": len(self.frame),
             "sessions": self.statuses, "online_accuracy": self.online_accuracy,
-            "quality": self.quality.to_dict(),
+            "quality": self.quality.to_dict(), "labels": self.labels, "reward_version": self.reward_version,
+            "pending_rewards": self.pending_rewards,
             "output": str(self.output) if self.output else None,
             "metadata_path": str(self.metadata_path) if self.metadata_path else None,
         }
@@ -118,18 +128,27 @@ def collect(
     export_metadata: bool = False,
     reference: ReferenceData | None = None,
     max_rows: int | None = None,
+    labels: Labels = "heuristic",
+    reward: RewardFunction | None = None,
 ) -> CollectResult:
     """Read sessions in a window, recompute features, derive targets, check quality, write rows.
 
     ``reference`` is the training data of the live model (see
     :func:`efimero.monitor.drift.reference_of`); with ``validate`` every valid session of the
     window is tested for drift against it (proceed / caution / abort), or the quality report says
-    why it could not be. ``max_rows`` keeps the newest training rows.
+    why it could not be. ``max_rows`` keeps the newest training rows. With ``labels="reward"`` the
+    training rows are every logged decision with its reward (``reward``, default weights), not the
+    heuristic labels; quality, online accuracy and drift are measured on the sessions either way.
     """
+    from efimero.bandit.reward import RewardFunction
+
     engine = open_engine(db_url, create=False)  # a reader: a mistyped URL must fail, not create a store
     try:
         start, end = window(engine, start_date=start_date, end_date=end_date, days_back=days_back)
         logs = sessions(engine, start=start, end=end, min_session_duration_ms=min_session_duration_ms)
+        reward = reward or RewardFunction()
+        rewarded, pending = (reward_rows(engine, CSS_TASK, reward, start=start, end=end, now=datetime.now(UTC))
+                             if labels == "reward" else ([], 0))
     finally:
         engine.dispose()
     quality, rows, judged = QualityReport(total=len(logs)), [], []
@@ -144,21 +163,24 @@ def collect(
         judged.append({"event_time": session["event_time"], "status": verdict.status,
                        "negative_feedback": negative_feedback(session),
                        **{f"css_class_{g}": label for g, label in session["css_classes"].items()}, **features})
-        if verdict.usable:
-            labels, weight = targets(session, features, verdict)
-            rows.append({**features, **labels, "sample_weight": weight})
-    frame = pd.DataFrame(rows, columns=[*CSS_TASK.columns, "sample_weight"])
+        if verdict.usable and labels == "heuristic":
+            classes, weight = targets(session, features, verdict)
+            rows.append({**features, **classes, "sample_weight": weight})
+    columns = [*CSS_TASK.columns, *(CSS_TASK.weight_columns if labels == "reward" else ["sample_weight"])]
+    frame = pd.DataFrame(rewarded if labels == "reward" else rows, columns=columns)
     if len(frame):
         # pandera loads here, not on import: the service's monitor imports this package's judge rules.
         from efimero.data.validate import validate_frame
 
-        frame = frame.drop_duplicates(subset=CSS_TASK.columns).reset_index(drop=True)
-        frame, _ = validate_frame(frame, source=f"rows collected from {db_url}")
+        if labels == "heuristic":  # a repeated reward row is another visit's evidence: it stays
+            frame = frame.drop_duplicates(subset=CSS_TASK.columns).reset_index(drop=True)
+        frame, _ = validate_frame(frame, source=f"rows collected from {db_url}", allow_duplicates=labels == "reward")
         if max_rows is not None:
             frame = frame.tail(max_rows).reset_index(drop=True)
     judged_frame = pd.DataFrame(judged)
     drift = session_drift(reference, judged_frame, quality) if validate else None
-    result = CollectResult(start, end, frame, quality, judged=judged_frame, drift=drift)
+    result = CollectResult(start, end, frame, quality, judged=judged_frame, drift=drift, labels=labels,
+                           reward_version=reward.version if labels == "reward" else None, pending_rewards=pending)
     if output is not None:
         result.output = write_table(frame, output)
         if export_metadata:

@@ -57,6 +57,8 @@ def build_schema(task: TabularTask = CSS_TASK) -> pa.DataFrameSchema:
         columns[target.name] = pa.Column(float, checks=[pa.Check.in_range(target.minimum, target.maximum)])
     if task.weight_column:
         columns[task.weight_column] = pa.Column(float, checks=[pa.Check.gt(0), pa.Check.le(1000)], required=False)
+        for name in task.weight_columns[1:]:  # a class head's own weights may be 0: a reward of 0 teaches nothing
+            columns[name] = pa.Column(float, checks=[pa.Check.ge(0), pa.Check.le(1000)], required=False)
     checks = []
     if set(_DEVICE_FLAGS) <= set(task.feature_names):
         checks.append(
@@ -98,7 +100,7 @@ def _coerce_numbers(frame: pd.DataFrame, task: TabularTask) -> tuple[pd.DataFram
     frame = frame.copy()
     failures: list[ValidationFailure] = []
     reported: dict[str, set[int]] = {}
-    for name in task.feature_names + task.regression_target_names + [task.weight_column or ""]:
+    for name in task.feature_names + task.regression_target_names + task.weight_columns:
         if name not in frame.columns:
             continue
         numbers = pd.to_numeric(frame[name], errors="coerce")
@@ -163,7 +165,7 @@ def validate_frame(
             failures.append(_failure(ROW_RULE, rule, duplicated, []))
     if failures:
         raise DataValidationError(source, _display_rows(failures))
-    kept = task.columns + ([task.weight_column] if task.weight_column in frame.columns else [])
+    kept = task.columns + [name for name in task.weight_columns if name in frame.columns]
     extra = [c for c in frame.columns if c not in set(kept)]
     warnings = [f"ignored extra columns: {', '.join(extra)}"] if extra else []
     integers = [f.name for f in task.features if f.kind != "float"]

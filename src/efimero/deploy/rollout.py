@@ -62,6 +62,10 @@ class StageCheck:
 Judge = Callable[[RolloutState, datetime, datetime], StageCheck]
 """``judge(state, window_start, window_end)``: the candidate's checks over that window."""
 
+Precheck = Callable[[Registry, str, Registry], tuple[bool | None, str]]
+"""``precheck(source, version, target)``: before a rollout stages anything, whether the candidate may
+start (True), must not (False) or could not be checked (None), and why."""
+
 
 class _Rollout:
     """The deployment record of a rollout, reopened by every round, and the target it acts on."""
@@ -110,21 +114,32 @@ def start(
     echo: Callable[[Step], None] | None = None,
     clock: Clock = "wall",
     db_url: str = "sqlite:///data/efimero.db",
+    precheck: Precheck | None = None,
 ) -> RolloutState:
     """Validate and stage ``version`` of ``source`` in ``target``, then give it the first stage's share.
 
     The live version stays ``current`` until the last stage passes. ``clock`` and ``db_url``
     are kept in the state for the rounds that follow (which time, which store to check).
+    ``precheck`` (the off-policy estimate of :mod:`efimero.bandit`, say) runs before anything is
+    staged; a check that fails, or that cannot run, stops the rollout before any visitor sees it.
 
     Raises:
-        DeployError: the target has no live version to compare with, another rollout runs, or
-            a staging step (contract, validation, copy) failed; the target is then as before.
+        DeployError: the target has no live version to compare with, another rollout runs, the
+            precheck refused or could not run, or a staging step (contract, validation, copy)
+            failed; the target is then as before.
     """
     environment = (environments or EnvironmentsConfig()).get(target)
     plan = plan or RolloutPlan()
     source_registry = Registry(source)
     name = source_registry.resolve(version)
     registry = Registry(environment.model_dir)
+    if precheck is not None:
+        passed, reason = precheck(source_registry, name, registry)
+        if passed is not True:
+            outcome = "refused by" if passed is False else "stopped: could not run"
+            raise DeployError(f"rollout of {name} to {target} {outcome} the offline check: {reason}")
+        if echo is not None:
+            echo(Step("offline check", True, reason))
     with target_lock(registry.root, target=target, doing=f"rollout of {name}", wait_s=lock_wait_s):
         ensure_no_rollout(registry.root, doing=f"a rollout of {name}")
         if (split := registry.traffic()) is not None:

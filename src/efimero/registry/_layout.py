@@ -8,6 +8,7 @@
       .last_issued               newest version name ever issued: names are never reused
       deployments.json           deployment log (written by efimero.deploy, read for fallbacks)
       traffic.json               candidate versions served beside current, with shares (optional)
+      exploration.json           how the deployment explores its class labels (optional: greedy)
       v_20261125_153000/         one version: never modified after creation
         MANIFEST.json            written last: sha256 of every other file
         models.json              index: feature names, each model's kind, targets, labels

@@ -31,6 +31,7 @@ from efimero._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from efimero.bundle import ModelBundle
 from efimero.errors import RegistryError, RegistryFormatError, VersionNotFoundError, format_list
 from efimero.registry import _layout as layout
+from efimero.registry.exploration import ExplorationPolicy, read_exploration, write_exploration
 from efimero.registry.load import load_bundle
 from efimero.registry.manifest import read_json, verify, write_manifest
 from efimero.registry.traffic import TrafficSplit, read_traffic, write_traffic
@@ -354,6 +355,15 @@ class Registry:
                         "must be another version."
                     )
             write_traffic(self.root, split)
+
+    def exploration(self) -> ExplorationPolicy | None:
+        """How this deployment explores (``exploration.json``), or None when it serves greedily."""
+        return read_exploration(self.root)
+
+    def set_exploration(self, policy: ExplorationPolicy | None) -> None:
+        """Explore with ``policy`` from the servers' next poll on (None: serve greedily)."""
+        with exclusive_lock(self.root / layout.LOCK):
+            write_exploration(self.root, policy)
 
     def restore_pointer(self, version: str | None) -> None:
         """Put ``current`` back to ``version``, or remove it when there was none."""

@@ -27,7 +27,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from efimero._io import fsync_dir, read_model, write_model
+from efimero._io import read_model, write_or_remove_model
 from efimero.registry import _layout as layout
 
 TRAFFIC = "traffic.json"
@@ -88,14 +88,19 @@ class TrafficSplit(BaseModel):
 
     def assign(self, visitor_key: str) -> str:
         """The arm of the visitor with this key: a candidate's name or :data:`LIVE_ARM`."""
-        digest = hashlib.sha256(f"{self.salt}\x00{visitor_key}".encode()).digest()
-        position = int.from_bytes(digest[:8], "big") / _HASH_SPACE
+        position = stable_unit(self.salt, visitor_key)
         edge = 0.0
         for arm in self.arms:
             edge += arm.share
             if position < edge:
                 return arm.name
         return LIVE_ARM
+
+
+def stable_unit(*parts: str) -> float:
+    """A number in [0, 1) fixed by ``parts`` alone: the same in every worker, process and run."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / _HASH_SPACE
 
 
 def read_traffic(root: Path) -> TrafficSplit | None:
@@ -112,10 +117,4 @@ def write_traffic(root: Path, split: TrafficSplit | None) -> None:
 
     The caller holds the registry lock and has checked that every arm's version exists.
     """
-    path = root / TRAFFIC
-    if split is None:
-        if path.exists():
-            path.unlink()
-            fsync_dir(root)
-        return
-    write_model(path, split)
+    write_or_remove_model(root / TRAFFIC, split)

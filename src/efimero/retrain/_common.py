@@ -72,6 +72,9 @@ def combine(frames: Sequence[pd.DataFrame], task: TabularTask = CSS_TASK) -> pd.
     frame = pd.concat(frames, ignore_index=True)
     if task.weight_column and task.weight_column in frame:
         frame[task.weight_column] = frame[task.weight_column].fillna(1.0)
+    for own in task.weight_columns[1:]:  # a file without a head's own weights falls back to the row weight
+        if own in frame:
+            frame[own] = frame[own].fillna(frame[task.weight_column] if task.weight_column in frame else 1.0)
     return frame
 
 

@@ -117,10 +117,10 @@ def incremental(
     train_rows, holdout = train_test_split(frame, test_size=settings.validation_split, random_state=seed,
                                            stratify=stratify_by(frame, task.stratify_on))
     x = live.preprocessor.transform(train_rows[live.feature_names].to_numpy(dtype=float))
-    weight = row_weights(task, train_rows)
     updated = ModelBundle(
         preprocessor=live.preprocessor,
-        models={name: _continue(m, x, train_rows, weight, settings, seed) for name, m in live.models.items()},
+        models={name: _continue(m, x, train_rows, row_weights(task, train_rows, m.targets), settings, seed)
+                for name, m in live.models.items()},
     )
     result.rows |= {"train": len(train_rows), "holdout": len(holdout)}
     result.scores = {"new_holdout": {"current": score(live, holdout), "updated": score(updated, holdout)}}

@@ -1,8 +1,8 @@
 """The served models: loaded once, swapped atomically when the registry's pointer or split moves.
 
-A watcher thread follows the ``current`` pointer and the traffic split (``traffic.json``: the
-candidate versions served beside ``current``, each to a share of visitors) and re-verifies the
-served versions' files.
+A watcher thread follows the ``current`` pointer, the traffic split (``traffic.json``: the
+candidate versions served beside ``current``, each to a share of visitors) and the exploration
+policy (``exploration.json``), and re-verifies the served versions' files.
 It is supervised (STYLE §12): every round catches every exception, logs it, counts it in
 ``/metrics`` and backs off, so that no error, ours or a library's, can leave a server that
 silently stops following ``current`` while ``/readyz`` still says ready. The server never
@@ -17,13 +17,13 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from efimero.bundle import ModelBundle
 from efimero.errors import EfimeroError, VersionNotFoundError
-from efimero.registry import LIVE_ARM, Registry, TrafficSplit
+from efimero.registry import LIVE_ARM, ExplorationPolicy, Registry, TrafficSplit
 
 if TYPE_CHECKING:
     from efimero.serve.metrics import ServiceMetrics
@@ -36,7 +36,8 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])(?:/[^\s/'\"(),;:]+)*/([^\s/'\"(),;:
 
 @dataclass(frozen=True, eq=False)
 class Routing:
-    """What serves requests now: the live bundle and the loaded candidates of the split, by arm.
+    """What serves requests now: the live bundle, the loaded candidates of the split by arm, and
+    how labels are explored (None: greedily).
 
     Immutable and published with one reference assignment, so a request that read it routes
     and predicts with one consistent set of bundles whatever the watcher does meanwhile.
@@ -45,6 +46,7 @@ class Routing:
     live: ModelBundle
     split: TrafficSplit | None = None
     candidates: Mapping[str, ModelBundle] = field(default_factory=dict)
+    exploration: ExplorationPolicy | None = None
 
     def pick(self, visitor_key: str) -> tuple[str, ModelBundle]:
         """The arm and bundle for this visitor; a candidate that is not loaded serves the live bundle."""
@@ -117,6 +119,7 @@ class ModelHolder:
         self._load_error: str | None = None
         self._arm_errors: dict[str, str] = {}
         self._traffic_error: str | None = None
+        self._exploration_error: str | None = None
         self._integrity_error: str | None = None
         self._watch_error: str | None = None
         self._retries: dict[str | None, _Retry] = {}
@@ -138,8 +141,8 @@ class ModelHolder:
     @property
     def last_error(self) -> str | None:
         """Everything wrong now: the pointer's target, the split, the served files on disk, the watcher."""
-        problems = [self._load_error, self._traffic_error, *self._arm_errors.values(), self._integrity_error,
-                    self._watch_error]
+        problems = [self._load_error, self._traffic_error, self._exploration_error, *self._arm_errors.values(),
+                    self._integrity_error, self._watch_error]
         return "; ".join(problem for problem in problems if problem) or None
 
     def arm_error(self, version: str) -> str | None:
@@ -152,13 +155,14 @@ class ModelHolder:
         return self._thread is not None and self._thread.is_alive()
 
     def refresh(self) -> bool:
-        """Follow ``current`` and the split; True when what is served changed.
+        """Follow ``current``, the split and the exploration policy; True when what is served changed.
 
         A pointer or split that cannot be read, or a version that cannot be loaded, whatever
         the exception, is kept in :attr:`last_error`, counted and retried later.
         """
         swapped = self._refresh_live()
-        return self._refresh_split() or swapped
+        swapped = self._refresh_split() or swapped
+        return self._refresh_exploration() or swapped
 
     def _refresh_live(self) -> bool:
         if self._backing_off(None):
@@ -195,10 +199,7 @@ class ModelHolder:
         try:
             split = self.registry.traffic()
         except Exception as exc:  # keep routing as it is: a torn or hand-edited file must not reroute visitors
-            message = f"traffic.json cannot be used, the split in memory stays: {self.public(_describe(exc))}"
-            if message != self._traffic_error:
-                logger.error("%s", message, exc_info=not isinstance(exc, EfimeroError))
-            self._traffic_error = message
+            self._traffic_error = self._unusable("traffic.json", "the split", exc, self._traffic_error)
             return False
         self._traffic_error = None
         loaded = {bundle.version: bundle for bundle in routing.served()}
@@ -211,10 +212,34 @@ class ModelHolder:
         self._arm_errors = {version: error for version, error in self._arm_errors.items() if version in wanted}
         if split == routing.split and _same_bundles(candidates, routing.candidates):
             return False
-        self.routing = Routing(routing.live, split, candidates)
+        self.routing = replace(routing, split=split, candidates=candidates)
         shares = ", ".join(f"{arm.name}={arm.version}@{arm.share:g}" for arm in split.arms) if split else "none"
         logger.info("traffic split now: %s (the rest to %s)", shares, routing.live.version)
         return True
+
+    def _refresh_exploration(self) -> bool:
+        """Publish the registry's exploration policy; an unreadable one keeps the policy in memory."""
+        routing = self.routing
+        if routing is None:
+            return False
+        try:
+            policy = self.registry.exploration()
+        except Exception as exc:
+            self._exploration_error = self._unusable("exploration.json", "the policy", exc, self._exploration_error)
+            return False
+        self._exploration_error = None
+        if policy == routing.exploration:
+            return False
+        self.routing = replace(routing, exploration=policy)
+        logger.info("exploration now: %s", "greedy" if policy is None else f"{policy.mode} ({policy.policy_id})")
+        return True
+
+    def _unusable(self, file: str, kept: str, exc: Exception, reported: str | None) -> str:
+        """The message for a state file that cannot be used, logged once while it stays the same."""
+        message = f"{file} cannot be used, {kept} in memory stays: {self.public(_describe(exc))}"
+        if message != reported:
+            logger.error("%s", message, exc_info=not isinstance(exc, EfimeroError))
+        return message
 
     def _load_candidate(self, arm: str, version: str) -> ModelBundle | None:
         if self._backing_off(version):
@@ -362,7 +387,7 @@ class ModelHolder:
         else:
             candidates = {arm: (bundle if candidate.version == bundle.version else candidate)
                           for arm, candidate in routing.candidates.items()}
-            self.routing = Routing(bundle, routing.split, candidates)
+            self.routing = replace(routing, live=bundle, candidates=candidates)
         logger.info("serving model version %s (was %s)", bundle.version, previous)
 
 

@@ -246,6 +246,10 @@ class ModelInfo(BaseModel):
         default_factory=list, description="Candidate versions served beside the live one (empty: all traffic is live)"
     )
     metrics: dict[str, Any] = Field(..., description="Summary of the version's test metrics")
+    exploration: dict[str, Any] | None = Field(
+        None, description="How class labels are explored (the registry's exploration.json and its policy_id, logged "
+        "with each decision); None: the model's labels are served greedily",
+    )
 
 
 class MonitorStatus(BaseModel):

@@ -87,6 +87,11 @@ def migrate_v3(engine: Engine) -> None:
     _add_columns(engine, InteractionRecord.__tablename__, _V4_INTERACTION_COLUMNS)
 
 
+def migrate_v4(engine: Engine) -> None:
+    """Bring a schema-4 store to schema 5: add the predictions' decisions (empty in old rows)."""
+    _add_columns(engine, PredictionRecord.__tablename__, ("decisions",))
+
+
 def _add_columns(engine: Engine, table_name: str, names: tuple[str, ...]) -> None:
     """Add the model's ``names`` columns to ``table_name``; one already there is skipped."""
     table = Base.metadata.tables[table_name]

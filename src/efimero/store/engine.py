@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, Prog
 from sqlalchemy.orm import Session
 
 from efimero.errors import StoreError
-from efimero.store._migrate import migrate_v1, migrate_v2, migrate_v3
+from efimero.store._migrate import migrate_v1, migrate_v2, migrate_v3, migrate_v4
 from efimero.store.models import SCHEMA_VERSION, Base, Meta
 
 if TYPE_CHECKING:
@@ -142,6 +142,8 @@ def _migrate(engine: Engine) -> None:
         migrate_v2(engine)
     if version in (1, 2, 3):
         migrate_v3(engine)
+    if version in (1, 2, 3, 4):
+        migrate_v4(engine)
     Base.metadata.create_all(engine)
     with Session(engine) as session, session.begin():
         found = session.get(Meta, "schema_version")

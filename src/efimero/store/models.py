@@ -9,11 +9,13 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """2: signed prediction ids (64 chars), interactions unique per (prediction_id, session_id) and
 free of a foreign key, so a log may be stored before its prediction (written by another worker).
 3: each prediction's traffic arm and server-side latency, failed predictions, the monitor's alerts.
-4: each interaction's first styled paint and hidden time, as the browser client measured them."""
+4: each interaction's first styled paint and hidden time, as the browser client measured them.
+5: each prediction's decisions: per class slot the label served, its propensity and the greedy label,
+and the exploration policy that chose them (off-policy evaluation reads them)."""
 
 PREDICTION_ID_LENGTH = 64
 ARM_LENGTH = 32
@@ -59,6 +61,10 @@ class PredictionRecord(Base):
     css_classes: Mapped[dict[str, Any]]
     css_variables: Mapped[dict[str, Any]]
     confidences: Mapped[dict[str, Any]]
+    decisions: Mapped[dict[str, Any] | None] = mapped_column(
+        doc="How the served class labels were chosen: {policy_id, mode, holdout, propensity, slots: {target: "
+        "{label, propensity, greedy}}} (None for rows written before schema 5)",
+    )
 
 
 class InteractionRecord(Base):

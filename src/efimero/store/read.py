@@ -41,6 +41,30 @@ def sessions(engine: Engine, *, start: datetime, end: datetime, min_session_dura
     return _frame(engine, query, SESSION_COLUMNS, "sessions")
 
 
+_DECISION_COLUMNS = ("prediction_id", "created_at", "event_time", "model_version", "arm", "context", "features",
+                     "css_variables", "decisions")
+DECISION_COLUMNS = (*_DECISION_COLUMNS, "received_at", *_SESSION_INTERACTION_COLUMNS)
+
+
+def decisions(engine: Engine, *, start: datetime, end: datetime) -> pd.DataFrame:
+    """Predictions for visits in [start, end) that logged their decisions, each with its first log, if any.
+
+    Unlike :func:`sessions`, predictions without a log are kept (``received_at`` is None): a
+    visitor who never reported back is an outcome too, which the reward's wait window scores.
+    """
+    query = (
+        select(*(getattr(PredictionRecord, name) for name in _DECISION_COLUMNS), InteractionRecord.received_at,
+               *(getattr(InteractionRecord, name) for name in _SESSION_INTERACTION_COLUMNS))
+        .outerjoin(InteractionRecord, InteractionRecord.prediction_id == PredictionRecord.prediction_id)
+        .where(PredictionRecord.event_time >= start, PredictionRecord.event_time < end,
+               PredictionRecord.decisions.is_not(None))
+        .order_by(PredictionRecord.event_time, PredictionRecord.prediction_id, InteractionRecord.id)
+    )
+    frame = _frame(engine, query, DECISION_COLUMNS, "decisions")
+    frame = frame[frame["decisions"].map(lambda value: isinstance(value, dict)).astype(bool)]
+    return frame.drop_duplicates("prediction_id", keep="first").reset_index(drop=True)
+
+
 def predictions(engine: Engine, *, start: datetime, end: datetime) -> pd.DataFrame:
     """Predictions made for visits in [start, end): version, arm, server latency and the classes served."""
     return _in_window(engine, PredictionRecord, PREDICTION_COLUMNS, start, end, "predictions")

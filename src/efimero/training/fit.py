@@ -44,10 +44,14 @@ def stratify_by(frame: pd.DataFrame, column: str | None) -> pd.Series | None:
     return frame[column] if counts.min() >= 2 else None
 
 
-def row_weights(task: TabularTask, rows: pd.DataFrame) -> np.ndarray | None:
-    """Per-row weights from the task's optional weight column (explicit feedback counts more)."""
-    column = task.weight_column
-    return rows[column].to_numpy(dtype=float) if column and column in rows.columns else None
+def row_weights(task: TabularTask, rows: pd.DataFrame, targets: list[str] | None = None) -> np.ndarray | None:
+    """Per-row weights of the model of ``targets``: a single class target's own weight column when the
+    rows hold one, else the task's row weights (explicit feedback counts more), else None."""
+    own = task.target_weight_column(targets[0]) if targets is not None and len(targets) == 1 else None
+    for column in (own, task.weight_column):
+        if column and column in rows.columns:
+            return rows[column].to_numpy(dtype=float)
+    return None
 
 
 def total_steps(task: TabularTask, settings: TrainingSettings, *, tune_hyperparams: bool) -> int:
@@ -98,9 +102,12 @@ def train(
         return preprocessor.transform(rows[task.feature_names].to_numpy(dtype=float))
 
     x_train, x_fit, x_early = scaled(train_rows), scaled(fit_rows), scaled(early_rows)
-    w_train, w_fit = row_weights(task, train_rows), row_weights(task, fit_rows)
     models, hyperparameters, tuning, cv = {}, {}, {}, {}
     for spec in model_specs(task, train_rows):
+        w_train, w_fit = row_weights(task, train_rows, spec.targets), row_weights(task, fit_rows, spec.targets)
+        if w_fit is not None and not w_fit.sum() > 0:
+            raise TrainingError(f"the weights of {', '.join(spec.targets)} sum to 0 over the training rows: no row "
+                                "carries evidence for it (with --labels reward: every reward was 0).")
         params = spec.default_params(settings.models)
         y_train = spec.encode(train_rows)
         if tune_hyperparams:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -33,7 +33,15 @@ def model_info(
         metadata=holder.public(bundle.metadata),
         metrics=bundle.metrics.get("summary", {}),
         traffic=_arms(holder),
+        exploration=_exploration(holder),
     )
+
+
+def _exploration(holder: ModelHolder) -> dict[str, Any] | None:
+    policy = holder.routing.exploration if holder.routing is not None else None
+    if policy is None:
+        return None
+    return policy.model_dump(mode="json", exclude={"salt"}) | {"policy_id": policy.policy_id}
 
 
 def _arms(holder: ModelHolder) -> list[ArmInfo]:

@@ -2,9 +2,11 @@
 
 Each context is routed to an arm of the traffic split by a stable hash of the visitor (the
 ``visitor_id`` the client keeps, else the session id, else the prediction's own id, which
-routes a keyless request at random). Every prediction record stores its arm, version and the
-server-side latency; a prediction that fails is recorded as an error of its arm, so that the
-monitor compares versions on error rate as well as on what visitors did.
+routes a keyless request at random). The class labels served are chosen by the deployment's
+exploration policy (:mod:`efimero.bandit.explore`: the model's best labels unless it explores).
+Every prediction record stores its arm, version, the server-side latency and the decision of
+each class slot with its propensity; a prediction that fails is recorded as an error of its
+arm, so that the monitor compares versions on error rate as well as on what visitors did.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
+from efimero.bandit.explore import decide
 from efimero.bundle import ModelBundle, Prediction
 from efimero.context import event_time, features_of, features_of_many
 from efimero.css import class_key, css_variables
@@ -36,22 +39,31 @@ Store = Annotated[InteractionStore, Depends(get_store)]
 Metrics = Annotated[ServiceMetrics, Depends(get_metrics)]
 
 
+def _visitor_key(request: PredictRequest, prediction_id: str) -> str:
+    return request.visitor_id or request.session_id or prediction_id
+
+
 def _route(request: PredictRequest, routing: Routing, prediction_id: str) -> tuple[str, ModelBundle]:
-    return routing.pick(request.visitor_id or request.session_id or prediction_id)
+    return routing.pick(_visitor_key(request, prediction_id))
 
 
 def _respond(
     request: PredictRequest, prediction_id: str, arm: str, features: dict[str, float], prediction: Prediction,
-    store: InteractionStore, latency_ms: float,
+    store: InteractionStore, latency_ms: float, routing: Routing,
 ) -> PredictResponse:
-    """Shape one prediction as CSS and queue its log record."""
+    """Choose the served labels, shape them as CSS and queue the log record."""
+    decision = decide(
+        {target: c.probabilities for target, c in prediction.classes.items()}, routing.exploration,
+        context=dict(request), visitor_key=_visitor_key(request, prediction_id), decision_key=prediction_id,
+    )
+    served = {target: decision.slots[target].label for target in prediction.classes}
     response = PredictResponse(
         prediction_id=prediction_id,
         model_version=prediction.model_version or "",
         arm=arm,
-        css_classes={class_key(t): c.label for t, c in prediction.classes.items()},
+        css_classes={class_key(t): label for t, label in served.items()},
         css_variables=css_variables(prediction.values),
-        confidences={class_key(t): round(c.confidence, 4) for t, c in prediction.classes.items()},
+        confidences={class_key(t): round(c.probabilities[served[t]], 4) for t, c in prediction.classes.items()},
     )
     store.record_prediction({
         "prediction_id": prediction_id,
@@ -65,6 +77,7 @@ def _respond(
         "css_classes": response.css_classes,
         "css_variables": response.css_variables,
         "confidences": response.confidences,
+        "decisions": decision.to_record(),
     })
     return response
 
@@ -99,7 +112,7 @@ async def predict(request: PredictRequest, routing: Routes, store: Store, metric
         _record_failure(store, request, bundle, arm, exc)
         raise
     latency_ms = (time.perf_counter() - started) * 1000
-    response = _respond(request, prediction_id, arm, features, prediction, store, latency_ms)
+    response = _respond(request, prediction_id, arm, features, prediction, store, latency_ms, routing)
     _count(metrics, [response])
     # Already a validated PredictResponse: serialise it once instead of letting FastAPI re-validate it.
     return Response(response.model_dump_json(), media_type="application/json")
@@ -149,5 +162,5 @@ def _predict_many(contexts: list[PredictRequest], routing: Routing, store: Inter
         per_row_ms = ((time.perf_counter() - group_started) + feature_seconds * len(indexes) / len(contexts)) \
             * 1000 / len(indexes)
         for i, prediction in zip(indexes, predictions, strict=True):
-            responses[i] = _respond(contexts[i], ids[i], arm, rows[i], prediction, store, per_row_ms)
+            responses[i] = _respond(contexts[i], ids[i], arm, rows[i], prediction, store, per_row_ms, routing)
     return [response for response in responses if response is not None]
