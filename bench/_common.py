@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts: an environment header and a plain-text table."""
+"""Helpers shared by the benchmark scripts: an environment header, a plain-text table, a tee to the results file."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import metadata
+from typing import TextIO
 
 
 def _version(package: str) -> str:
@@ -59,11 +60,11 @@ def print_environment(title: str) -> None:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: int = 1) -> None:
     """Print ``rows`` under ``headers``: the first ``left`` columns left-aligned, the rest right-aligned."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(
-            str(c).ljust(w) if i < left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+            str(c).ljust(w) if i < left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
     print(line(headers))
@@ -75,3 +76,19 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, left: 
 def print_load_after() -> None:
     """Print the load average once the timings are done: a high one means they were contended."""
     print("\nload average after the run: " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)")
+
+
+class Tee:
+    """A text stream that writes to several: the terminal and the results file."""
+
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()

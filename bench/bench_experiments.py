@@ -41,11 +41,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from _common import print_environment, print_load_after, print_table
+from _common import Tee, print_environment, print_load_after, print_table
 from scipy import stats
 
 import efimero
@@ -340,22 +340,6 @@ def served_and_logged(assigned: np.ndarray, kept: np.ndarray) -> Callable[[int],
         return logging_mismatch(served, [served[0], logged_treated])
 
     return loss_at
-
-
-class Tee:
-    """A text stream that writes to several: the terminal and the results file."""
-
-    def __init__(self, *streams: TextIO) -> None:
-        self.streams = streams
-
-    def write(self, text: str) -> int:
-        for stream in self.streams:
-            stream.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        for stream in self.streams:
-            stream.flush()
 
 
 def main() -> None:

@@ -40,12 +40,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 import pandas as pd
 import yaml
-from _common import print_environment, print_load_after, print_table
+from _common import Tee, print_environment, print_load_after, print_table
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
@@ -271,22 +270,6 @@ def estimates(
 
 def relative_error(estimate: float, truth: float) -> float:
     return abs(estimate - truth) / truth
-
-
-class Tee:
-    """A text stream that writes to several: the terminal and the results file."""
-
-    def __init__(self, *streams: TextIO) -> None:
-        self.streams = streams
-
-    def write(self, text: str) -> int:
-        for stream in self.streams:
-            stream.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        for stream in self.streams:
-            stream.flush()
 
 
 def main() -> None:

@@ -19,13 +19,15 @@ SMALL_ROWS = 300
 
 
 def fast_config(**training: object) -> TrainingConfig:
-    """A config that trains in well under a second: few trees, no CV."""
+    """A config that trains in well under a second: few trees, no CV, Optuna studies in memory."""
     few_trees = {"n_estimators": 15, "max_depth": 4, "early_stopping_rounds": 5}
+    tuning = {"storage": None, **training.pop("tuning", {})}  # type: ignore[dict-item]
     overrides = {
         "training": {
             "data": {"cv_folds": 0},
             "models": {"classifier": few_trees, "regressor": few_trees},
             "n_jobs": 1,
+            "tuning": tuning,
             **training,
         }
     }

@@ -21,8 +21,9 @@ def test_shipped_config_matches_the_guide_defaults() -> None:
             classifier.reg_alpha, classifier.reg_lambda) == (0.1, 6, 100, 0.1, 1.0)
     assert cfg.registry.max_versions_to_keep == 10
     assert cfg.registry.model_dir == SHIPPED.parents[1] / "models"  # the project's, from any working directory
-    defaults = TrainingConfig().model_dump(exclude={"registry": {"model_dir"}})
-    assert cfg.model_dump(exclude={"registry": {"model_dir"}}) == defaults
+    assert cfg.training.tuning.storage == f"sqlite:///{SHIPPED.parents[1] / 'data' / 'efimero.db'}"
+    paths = {"registry": {"model_dir"}, "training": {"tuning": {"storage"}}}  # resolved against the project
+    assert cfg.model_dump(exclude=paths) == TrainingConfig().model_dump(exclude=paths)
 
 
 def test_overrides_win_over_the_file() -> None:

@@ -60,7 +60,8 @@ RUN_ORDER = [
     "store prune", "deploy", "deployments", "deploy", "deploy", "rollback", "rollback", "analyze",
     "data generate", "compare", "simulate", "collect", "collect", "drift", "drift", "monitor", "monitor",
     "rollout start", "rollout status", "rollout step", "rollout abort",
-    "experiment start", "experiment status", "experiment stop", "retrain incremental", "retrain full", "auto-retrain", "auto-retrain",
+    "experiment start", "experiment status", "experiment stop", "explore set", "explore show", "evaluate-offline",
+    "collect", "explore off", "retrain incremental", "retrain full", "auto-retrain", "auto-retrain",
 ]
 """The README's commands in order: the substitutions above rely on it (serve before the store)."""
 

@@ -68,7 +68,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
 from efimero._config_reader import Dialect, ProjectRelative
 from efimero._settings import Settings, load
@@ -156,6 +156,39 @@ class TuningSettings(_Strict):
         },
         description="Optuna ranges (log scale for learning_rate and the reg_* terms)",
     )
+    storage: Annotated[str | None, ProjectRelative(sqlite=True)] = Field(
+        "sqlite:///data/efimero.db",
+        description="SQLAlchemy URL where Optuna studies persist, so a rerun resumes them (default: the "
+        "interaction store's database); none or empty keeps them in memory",
+    )
+    pruner: Literal["median", "none"] = Field(
+        "median", description="Stop Optuna trials whose first-fold score per boosting round is below the median")
+    objectives: tuple[Literal["quality", "latency"], ...] = Field(
+        ("quality",), description="[quality], or [quality, latency]: also minimise single-row predict latency")
+    latency_budget_ms: float | None = Field(
+        None, gt=0, description="With the latency objective: the Pareto trial chosen must predict a row within "
+        "this (default: validation.max_avg_latency_ms)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_storage(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("storage"), str) and data["storage"].strip().lower() in (
+                "", "none", "null", "memory"):
+            return {**data, "storage": None}
+        return data
+
+    @field_serializer("storage")
+    def _hide_password(self, storage: str | None) -> str | None:
+        """Dumps (a version's metadata, MLflow parameters) never hold the storage's password."""
+        if storage is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            return make_url(storage).render_as_string(hide_password=True)
+        except ArgumentError:
+            return storage
 
     @model_validator(mode="after")
     def _known_params(self) -> TuningSettings:
@@ -166,6 +199,9 @@ class TuningSettings(_Strict):
                 raise ValueError(
                     f"{source} may only name {', '.join(sorted(known))}. Got {', '.join(unknown)} instead."
                 )
+        if self.objectives not in (("quality",), ("quality", "latency")):
+            raise ValueError(
+                f"objectives must be [quality] or [quality, latency]. Got {list(self.objectives)} instead.")
         return self
 
 
@@ -204,6 +240,15 @@ class TrainingConfig(Settings):
     training: TrainingSettings = TrainingSettings()
     registry: RegistrySettings = RegistrySettings()
     validation: ValidationSettings = ValidationSettings()
+
+    @model_validator(mode="after")
+    def _latency_budget_from_the_gate(self) -> TrainingConfig:
+        """``training.tuning.latency_budget_ms`` left unset is the gate's ``validation.max_avg_latency_ms``."""
+        tuning = self.training.tuning
+        if tuning.latency_budget_ms is None:
+            budget = tuning.model_copy(update={"latency_budget_ms": self.validation.max_avg_latency_ms})
+            object.__setattr__(self, "training", self.training.model_copy(update={"tuning": budget}))  # frozen
+        return self
 
 
 def load_training_config(
@@ -504,6 +549,9 @@ class DataCollection(_Strict):
     min_session_duration: int = Field(10_000, ge=0, description="Shorter sessions are ignored (ms)")
     max_samples_per_collection: int = Field(10_000, ge=1)
     output_dir: ProjectPath = Path("data/production")
+    labels: Literal["heuristic", "reward"] = Field(
+        "heuristic", description="Training targets from behaviour rules, or the served labels weighted by reward / "
+        "propensity (learning from rewards; needs logged decisions, best with exploration on)")
 
 
 class ExplorationDefaults(_Strict):

@@ -10,18 +10,21 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from efimero._api import train
 from efimero.bandit.evaluate import evaluate_offline, offline_precheck, offline_verdict
 from efimero.bandit.explore import decide
 from efimero.bandit.reward import RewardFunction
 from efimero.bundle import ModelBundle
 from efimero.cli.main import app
 from efimero.css import css_variables
+from efimero.data import write_table
 from efimero.data.generate import generate_dataset
 from efimero.errors import DataError
 from efimero.registry import ExplorationPolicy, Registry
 from efimero.schema import FEATURE_NAMES
 from efimero.store import InteractionStore, open_engine
 from efimero.store.keys import load_pepper
+from tests.conftest import fast_config
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 REWARD = RewardFunction()
@@ -90,8 +93,9 @@ def test_the_logging_policy_evaluated_on_its_own_logs_is_its_realised_reward(bun
     assert (result.logged, result.pending, result.reward_version) == (400, 0, REWARD.version)
 
 
-def test_a_candidates_greedy_reward_is_estimated_within_its_interval(bundles) -> None:
-    older, live = bundles
+def test_a_candidates_greedy_reward_is_estimated_within_its_interval(bundles, other) -> None:
+    _, live = bundles
+    older = other
     logged = logged_frame(live, 3000, seed=2)
     truth = true_value(older, 3000, seed=2)
     result = evaluate_offline(logged, older, reward=REWARD, now=NOW)
@@ -198,3 +202,27 @@ def test_the_rollout_precheck_reads_the_store_and_cannot_pass_without_logs(regis
     assert passed is None and "no logged decision in the window" in reason
     passed, reason = offline_precheck(stored_logs(root, live, tmp_path), **gate)(Registry(root), older, Registry(root))
     assert passed is True and reason.startswith("dr estimate")
+
+
+@pytest.fixture(scope="module")
+def other(tmp_path_factory) -> ModelBundle:
+    """A version trained on other rows, so that its labels differ from the tiny registry's on some visitors."""
+    data = write_table(generate_dataset(400, seed=11), tmp_path_factory.mktemp("other") / "other.csv")
+    root = tmp_path_factory.mktemp("other-models")
+    return Registry(root).load(train(data, output=root, config=fast_config()).version)
+
+
+def test_a_log_that_never_explored_what_the_candidate_would_serve_is_flagged_and_blocks_the_gate(
+    bundles, other
+) -> None:
+    _, live = bundles
+    older = other
+    greedy_logs = logged_frame(live, 600, seed=7, policy=None)  # propensity 1: nothing else was ever served
+    result = evaluate_offline(greedy_logs, older, reward=REWARD, now=NOW)
+    assert result.mean_weight == pytest.approx(result.agreement) and result.agreement < 0.95
+    assert any(note.startswith("support is missing") for note in result.notes)
+    verdict = offline_verdict(result, estimator="dr", margin=1.0, min_effective_sample_size=1)
+    assert verdict.passed is None and verdict.reason.startswith("support is missing")
+    explored = evaluate_offline(logged_frame(live, 600, seed=7), older, reward=REWARD, now=NOW)
+    assert not any(note.startswith("support is missing") for note in explored.notes)
+    assert any("variables are not explored" in note for note in explored.notes)

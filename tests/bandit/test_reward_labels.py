@@ -23,9 +23,10 @@ from tests.conftest import fast_config
 THEME = "css_class_theme"
 
 
-def test_every_due_decision_becomes_a_row_of_served_labels_weighted_by_reward_over_propensity(
+def test_every_due_decision_becomes_a_row_labelled_with_the_best_label_by_its_doubly_robust_score(
     registry_copy, tmp_path
 ) -> None:
+    """The logs of :func:`stored_logs` reward the dense layout on wide screens and the dark theme at night."""
     root, (_, live) = registry_copy()
     url = stored_logs(root, live, tmp_path)
     result = collect(url, labels="reward", reward=REWARD, output=tmp_path / "rewarded.csv")
@@ -33,14 +34,18 @@ def test_every_due_decision_becomes_a_row_of_served_labels_weighted_by_reward_ov
     assert (len(frame), result.labels, result.pending_rewards) == (300, "reward", 0)
     assert result.reward_version == REWARD.version
     assert list(frame.columns) == [*CSS_TASK.columns, *CSS_TASK.weight_columns]
+    best = pd.DataFrame([{"css_class_density": "densidad-alta" if row["viewport_diagonal"] >= 1200 else "densidad-baja",
+                          THEME: "tema-oscuro" if row["hour_of_day"] >= 19 or row["hour_of_day"] < 7 else "tema-claro"}
+                         for row in frame.to_dict("records")])
+    assert (frame["css_class_density"] == best["css_class_density"]).mean() > 0.8
+    assert (frame[THEME] == best[THEME]).mean() > 0.8
     engine = open_engine(url, create=False)
     logged = decisions(engine, start=result.start, end=result.end)
     engine.dispose()
+    served = logged["decisions"].map(lambda d: d["slots"][THEME]["label"])
+    assert (frame[THEME] != served).mean() > 0.2  # not the served labels learned back
+    assert (frame[[f"sample_weight__{t}" for t in (THEME, "css_class_density")]] >= 0).all().all()
     rewards, _ = REWARD.of_decisions(logged, now=pd.Timestamp.now(tz="UTC").to_pydatetime())
-    theme = logged["decisions"].map(lambda d: d["slots"][THEME])
-    assert frame[THEME].tolist() == theme.map(lambda c: c["label"]).tolist()
-    expected = rewards / theme.map(lambda c: c["propensity"]).to_numpy(float)
-    assert np.allclose(frame[f"sample_weight__{THEME}"], expected)
     assert np.allclose(frame["sample_weight"], np.maximum(rewards, 1e-3))
     assert result.to_dict()["labels"] == "reward"
 

@@ -44,7 +44,8 @@ def test_train_logs_its_flags_metrics_trials_version_and_boosters_and_registers_
         tracking_to_server: str, client, small_csv: Path, tmp_path: Path) -> None:
     models = tmp_path / "models"
     output = invoke("train", "--data", str(small_csv), "--output", str(models), "--tune-hyperparams",
-                    "--tuner", "optuna", "--n-trials", "2", "--cv-folds", "2", "--n-jobs", "1", "--json")
+                    "--tuner", "optuna", "--n-trials", "2", "--cv-folds", "2", "--n-jobs", "1",
+                    "--study-storage", f"sqlite:///{tmp_path}/studies.db", "--json")
     version = json.loads(output)["version"]  # stdout is still JSON alone
     (run,) = runs(client, tracking_to_server, "train")
     assert run.info.status == "FINISHED"

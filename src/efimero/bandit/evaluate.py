@@ -23,7 +23,7 @@ which is why the service can explore (within guardrails) at a small rate.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -43,7 +43,9 @@ from efimero.bandit.estimators import (
 )
 from efimero.bandit.policy import slot_distribution
 from efimero.bandit.reward import RewardFunction
+from efimero.bandit.reward_model import CrossFittedRewardModel
 from efimero.bundle import ModelBundle
+from efimero.css import parse_css_variables
 from efimero.errors import DataError, EfimeroError
 from efimero.registry.exploration import ExplorationPolicy
 
@@ -52,8 +54,9 @@ if TYPE_CHECKING:
 
     from efimero.registry import Registry
 
-REWARD_MODEL = {"n_estimators": 150, "max_depth": 4, "learning_rate": 0.1, "subsample": 0.8, "n_jobs": 1}
-"""The DR reward model's XGBoost settings: small, as it sees a handful of columns."""
+SUPPORT_MISSING = "support is missing"
+SUPPORT_Z = 3.0
+"""How many standard errors the mean importance weight may stray from 1 before support is in doubt."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class OfflineEvaluation:
     effective_sample_size: float
     agreement: float
     notes: list[str] = field(default_factory=list)
+    mean_weight: float | None = None
+    """Σ w / n, 1 in expectation when the log supports every choice of the candidate: a check of support."""
 
     @property
     def used(self) -> int:
@@ -81,7 +86,8 @@ class OfflineEvaluation:
             "logged": self.logged, "pending": self.pending, "used": self.used,
             "estimates": {name: e.to_dict() for name, e in self.estimates.items()},
             "realised": {arm: e.to_dict() for arm, e in self.realised.items()},
-            "effective_sample_size": self.effective_sample_size, "agreement": self.agreement, "notes": self.notes,
+            "effective_sample_size": self.effective_sample_size, "agreement": self.agreement,
+            "mean_weight": self.mean_weight, "notes": self.notes,
         }
 
 
@@ -107,6 +113,7 @@ def evaluate_offline(
     slots = _slots(candidate, rows)
     features = _matrix(candidate, rows)
     outputs = candidate.predict_outputs(features)
+    logged_values, target_values, notes = _variables(candidate, rows, outputs)
     contexts = rows["context"].tolist()
     holdouts = [bool(d.get("holdout")) for d in rows["decisions"]]
     served = {slot: [d["slots"][slot]["label"] for d in rows["decisions"]] for slot in slots}
@@ -115,7 +122,10 @@ def evaluate_offline(
     target = np.prod([[dist[i][served[slot][i]] for i in range(len(rows))]
                       for slot, dist in distributions.items()], axis=0)
     logged_propensity = rows["decisions"].map(lambda d: float(d["propensity"])).to_numpy(float)
-    predicted_logged, predicted_target = _reward_model(features, served, slots, distributions, rewards, seed)
+    model = CrossFittedRewardModel(np.hstack([features, logged_values]),
+                                   {slot: labels for slot, (_, labels) in slots.items()}, served, rewards, seed=seed)
+    predicted_logged = model.predict(served)
+    predicted_target = _expected_under(model, slots, distributions, np.hstack([features, target_values]))
     agrees = np.all([np.asarray(labels, dtype=object)[outputs[name].argmax(axis=1)]
                      == np.asarray(served[slot], dtype=object) for slot, (name, labels) in slots.items()], axis=0)
     estimates = {
@@ -125,8 +135,15 @@ def evaluate_offline(
                             confidence=confidence),
         "dm": direct_method(predicted_target, confidence=confidence),
     } if target.sum() > 0 else {"dm": direct_method(predicted_target, confidence=confidence)}
-    notes = [] if target.sum() > 0 else [
-        "the candidate never chooses what was served: only the reward model's estimate (dm) is possible"]
+    if target.sum() == 0:
+        notes.append("the candidate never chooses what was served: only the reward model's estimate (dm) is possible")
+    weights = target / logged_propensity
+    mean_weight = on_policy(weights, confidence=confidence) if len(weights) >= MIN_ROWS else None
+    if mean_weight is not None and abs(mean_weight.value - 1) > SUPPORT_Z * max(mean_weight.std_error, 1e-12):
+        notes.append(f"{SUPPORT_MISSING}: the importance weights average {mean_weight.value:.3f} "
+                     f"(± {mean_weight.std_error:.3f}) where they average 1 when every choice of the candidate could "
+                     "have been logged; some of its choices (several slots explored at once, or held-out visitors) "
+                     "are missing from the log, and IPS, SNIPS and DR are biased")
     arms = rows["arm"].to_numpy()
     realised = {str(arm): on_policy(rewards[arms == arm], confidence=confidence) for arm in sorted(set(arms))
                 if (arms == arm).sum() >= MIN_ROWS}
@@ -135,7 +152,46 @@ def evaluate_offline(
         reward_version=reward.version, logged=len(logged), pending=int((~ready).sum()), estimates=estimates,
         realised=realised, effective_sample_size=effective_sample_size(logged_propensity, target),
         agreement=float(agrees.mean()), notes=notes,
+        mean_weight=mean_weight.value if mean_weight is not None else None,
     )
+
+
+def _variables(
+    candidate: ModelBundle, rows: pd.DataFrame, outputs: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The served values of the candidate's regression targets, logged and as the candidate would serve them.
+
+    Values are never explored, so only the reward model can tell what other values would earn: they
+    enter its context columns (DR and DM see them; IPS and SNIPS assume the logged values).
+    """
+    names = [t for model in candidate.models.values() if model.labels is None for t in model.targets]
+    try:
+        logged = np.array([[parse_css_variables(v)[name] for name in names] for v in rows["css_variables"]],
+                          dtype=float).reshape(len(rows), len(names))
+    except (KeyError, ValueError, TypeError):
+        return np.empty((len(rows), 0)), np.empty((len(rows), 0)), [
+            "the logged predictions do not hold the candidate's variables: the estimates assume the logged ones"]
+    served = np.hstack([outputs[name] for name, model in candidate.models.items() if model.labels is None]
+                       or [np.empty((len(rows), 0))])
+    notes = ["variables are not explored: what the candidate's own values would change is estimated by the reward "
+             "model alone (DR, DM); IPS and SNIPS assume the logged values"] if names else []
+    return logged, served, notes
+
+
+def _expected_under(
+    model: CrossFittedRewardModel, slots: Mapping[str, tuple[str, list[str]]],
+    distributions: Mapping[str, list[dict[str, float]]], context: np.ndarray,
+) -> np.ndarray:
+    """Σ_a π(a|x) q̂(x, a) over every joint action the candidate may take, with the candidate's values in ``context``."""
+    n = len(context)
+    expected = np.zeros(n)
+    for action in itertools.product(*(labels for _, labels in slots.values())):
+        weight = np.prod([[distributions[slot][i][label] for i in range(n)]
+                          for slot, label in zip(slots, action, strict=True)], axis=0)
+        if weight.any():
+            chosen = {slot: [label] * n for slot, label in zip(slots, action, strict=True)}
+            expected += weight * model.predict(chosen, context)
+    return np.clip(expected, 0.0, 1.0)
 
 
 def _slots(candidate: ModelBundle, rows: pd.DataFrame) -> dict[str, tuple[str, list[str]]]:
@@ -166,42 +222,6 @@ def _distributions(
             for row, context, held in zip(probabilities, contexts, holdouts, strict=True)]
 
 
-def _reward_model(
-    features: np.ndarray, served: dict[str, list[str]], slots: dict[str, tuple[str, list[str]]],
-    distributions: dict[str, list[dict[str, float]]], rewards: np.ndarray, seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cross-fitted q̂(x, served action) and Σ_a π(a|x) q̂(x, a) over every joint action the candidate may take."""
-    import xgboost as xgb
-
-    def design(indexes: np.ndarray, actions: dict[str, list[str]]) -> np.ndarray:
-        one_hot = [np.asarray(actions[slot], dtype=object)[:, None] == np.asarray(labels, dtype=object)[None, :]
-                   for slot, (_, labels) in slots.items()]
-        return np.hstack([features[indexes], *one_hot]).astype(float)
-
-    folds = np.random.default_rng(seed).permutation(len(rewards)) % 2
-    predicted_logged = np.zeros(len(rewards))
-    predicted_target = np.zeros(len(rewards))
-    joint = list(itertools.product(*(labels for _, labels in slots.values())))
-    for fold in (0, 1):
-        scored = np.flatnonzero(folds == fold)
-        fitted = np.flatnonzero(folds != fold)
-        if not len(scored):
-            continue
-        if not len(fitted):  # a single row: score it with a model of itself rather than with none
-            fitted = scored
-        model = xgb.XGBRegressor(**REWARD_MODEL, random_state=seed)
-        model.fit(design(fitted, {slot: [served[slot][i] for i in fitted] for slot in slots}), rewards[fitted])
-        predicted_logged[scored] = model.predict(design(scored, {slot: [served[slot][i] for i in scored]
-                                                                 for slot in slots}))
-        for action in joint:
-            weight = np.prod([[distributions[slot][i][label] for i in scored]
-                              for slot, label in zip(slots, action, strict=True)], axis=0)
-            if weight.any():
-                chosen = {slot: [label] * len(scored) for slot, label in zip(slots, action, strict=True)}
-                predicted_target[scored] += weight * model.predict(design(scored, chosen))
-    return predicted_logged, np.clip(predicted_target, 0.0, 1.0)
-
-
 @dataclass(frozen=True)
 class GateVerdict:
     """The off-policy check before a canary: passed, failed, or could not run (``passed`` None), and why."""
@@ -219,8 +239,9 @@ def offline_verdict(
 ) -> GateVerdict:
     """Whether the candidate's estimate is no worse than the live arm's realised reward beyond ``margin``.
 
-    Too few effective visits, or no live sessions to compare with, means the check could not
-    run: that is reported as such, never as a pass.
+    Too few effective visits, a log that misses some of the candidate's choices (the mean weight
+    far from 1), or no live sessions to compare with, means the check could not run: that is
+    reported as such, never as a pass.
     """
     estimate = evaluation.estimates.get(estimator)
     live = evaluation.realised.get(live_arm)
@@ -228,6 +249,9 @@ def offline_verdict(
         return GateVerdict(None, f"no {estimator} estimate: {'; '.join(evaluation.notes) or 'not computed'}")
     if live is None:
         return GateVerdict(None, f"no session of the {live_arm} arm in the window to compare with")
+    missing = next((note for note in evaluation.notes if note.startswith(SUPPORT_MISSING)), None)
+    if missing is not None:
+        return GateVerdict(None, missing)
     if evaluation.effective_sample_size < min_effective_sample_size:
         return GateVerdict(None, f"effective sample size {evaluation.effective_sample_size:.0f} is below "
                            f"{min_effective_sample_size:g}: explore more, or wait for more visits")

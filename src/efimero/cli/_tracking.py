@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -14,6 +15,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 MLFLOW_URI_HELP = ("MLflow tracking URI (http://127.0.0.1:5000). \\[default: $EFIMERO_TRACKING__URI, "
                    "$MLFLOW_TRACKING_URI or tracking.uri of tracking.yaml; none: nothing is tracked]")
 _NOT_LOGGED = {"ctx", "json_output"}
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/\s]*@")
+
+
+def loggable(value: Any) -> Any:
+    """A flag's value as a run parameter: URLs (--db, --study-storage) without their password."""
+    return _URL_PASSWORD.sub(r"\1***@", value) if isinstance(value, str) else value
 
 
 def tracked(run: str | None = None) -> Callable[[F], F]:
@@ -40,7 +47,7 @@ def tracked(run: str | None = None) -> Callable[[F], F]:
             with tracking.tracking_to(mlflow_uri):
                 if run is None:
                     return command(*args, **kwargs)
-                flags = {f"cli.{name}": value for name, value in kwargs.items() if name not in _NOT_LOGGED}
+                flags = {f"cli.{name}": loggable(value) for name, value in kwargs.items() if name not in _NOT_LOGGED}
                 with tracking.run(run, params=flags):
                     return command(*args, **kwargs)
 

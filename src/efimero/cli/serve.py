@@ -33,6 +33,10 @@ def serve(
                                                      "e.g. '100/minute'. Off when unset."),
     rate_limit_storage: str = typer.Option("memory://", help="Rate-limit counters: memory:// (per worker) or "
                                            "redis://host:port/db (shared by every worker)."),
+    feature_store: str | None = typer.Option(
+        None, help="Keep the visitors' history server-side, per hashed visitor id: redis://host:6379/0 "
+        "(?ttl_days=180&timeout_ms=50&breaker_s=5). It wins over the client's; if Redis fails, the client's is used. "
+        "Off when unset: the client's localStorage history only."),
     body_timeout: float = typer.Option(
         10.0, min=0.1, help="Seconds a client may take to send a request body (then 408)."),
     keep_alive_timeout: int = typer.Option(5, min=1, help="Seconds an idle keep-alive connection stays open."),
@@ -66,7 +70,8 @@ def serve(
 
     settings = load_serve_settings(given(
         ctx, models_dir="models", db_url="db", poll_interval_s="poll_interval", verify_interval_s="verify_interval",
-        rate_limit="rate_limit", rate_limit_storage="rate_limit_storage", body_timeout_s="body_timeout",
+        rate_limit="rate_limit", rate_limit_storage="rate_limit_storage", feature_store="feature_store",
+        body_timeout_s="body_timeout",
         keep_alive_timeout_s="keep_alive_timeout", commit_timeout_s="commit_timeout", user_id_pepper_file="pepper_file",
         monitor_interval_s="monitor_interval", monitor_clock="monitor_clock", retraining_config="retraining_config",
     ))

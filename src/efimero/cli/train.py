@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from efimero.cli._common import JSON_HELP, console, emit_json, progress_bar, reports_errors
 from efimero.cli._tracking import tracked
+
+if TYPE_CHECKING:
+    from efimero.training import TuningResult
 
 
 class Tuner(StrEnum):
@@ -28,6 +32,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
         "device": ("training", "device"),
         "tuner": ("training", "tuning", "method"),
         "n_trials": ("training", "tuning", "n_trials"),
+        "study_storage": ("training", "tuning", "storage"),
     }
     overrides: dict[str, Any] = {}
     for flag, value in flags.items():
@@ -65,6 +70,27 @@ def metrics_tables(metrics: dict[str, Any]) -> list[Table]:
     return [classes, regression]
 
 
+def tuning_lines(tuning: dict[str, TuningResult]) -> list[str]:
+    """Per tuned model: where its Optuna study is stored, trials resumed, run and pruned, and the latency choice."""
+    lines = []
+    for name, result in tuning.items():
+        study = result.study
+        if study is None:
+            continue
+        where = f"in {escape(study.storage)}" if study.storage else "in memory (not resumable)"
+        line = (f"[bold]{name}[/]: study {study.name} {where} — {study.resumed} of {study.n_trials} trials resumed, "
+                f"{study.ran} run, {study.pruned} pruned")
+        if result.best_latency_ms is not None:
+            line += f"; chosen trial predicts a row in {result.best_latency_ms:.3f} ms"
+            if result.latency_budget_ms is not None:
+                line += f" (budget {result.latency_budget_ms:g} ms)"
+            line += f", {len(result.pareto_front)} on the Pareto front"
+        lines.append(line)
+        if result.note:
+            lines.append(f"  [yellow]![/] {escape(result.note)}")
+    return lines
+
+
 @reports_errors
 @tracked("train")
 def train(
@@ -73,7 +99,11 @@ def train(
     tune_hyperparams: bool = typer.Option(False, "--tune-hyperparams", help="Search hyperparameters by k-fold CV."),
     tuner: Tuner = typer.Option(None, help="Search method. \\[default: training.tuning.method, grid]"),
     n_trials: int = typer.Option(
-        None, min=1, help="Optuna trials per model. \\[default: training.tuning.n_trials, 50]"),
+        None, min=1, help="Optuna trials per model: a resumed study runs only the missing ones. "
+        "\\[default: training.tuning.n_trials, 50]"),
+    study_storage: str = typer.Option(
+        None, help="SQLAlchemy URL where Optuna studies persist, so rerunning the command resumes them; none keeps "
+        "them in memory. \\[default: training.tuning.storage, sqlite:///data/efimero.db]"),
     cv_folds: int = typer.Option(None, min=0, help="CV folds; 0 skips CV. \\[default: training.data.cv_folds, 5]"),
     test_size: float = typer.Option(
         None, min=0.01, max=0.99, help="Test share. \\[default: training.data.test_size, 0.2]"),
@@ -94,19 +124,28 @@ def train(
     overrides = _overrides(
         cv_folds=cv_folds, test_size=test_size, random_state=random_state, n_jobs=n_jobs,
         device="cuda" if gpu else None, tuner=tuner.value if tuner else None, n_trials=n_trials,
+        study_storage=study_storage,
     )
     cfg = load_training_config(config, overrides=overrides)
     steps = total_steps(CSS_TASK, cfg.training, tune_hyperparams=tune_hyperparams)
+    tuning = cfg.training.tuning
+    if tune_hyperparams and tuning.method == "optuna" and not json_output:
+        where = tuning.model_dump(mode="json")["storage"]  # password hidden
+        console.print(f"Optuna studies in {escape(where)}: rerunning this command resumes them."
+                      if where else "Optuna studies in memory: an interrupted run starts over.")
     with progress_bar(steps, quiet=json_output) as advance:
         run = train_version(data, output=output, config=cfg, tune_hyperparams=tune_hyperparams, progress=advance)
     result = run.result
     if json_output:
         emit_json({"version": run.version, "models_dir": str(run.models_dir), "metrics": result.metrics,
                    "hyperparameters": result.hyperparameters, "rows": result.n_rows,
+                   "tuning": {name: t.to_dict() for name, t in result.tuning.items()},
                    "training_duration_s": result.duration_s})
         return
     for table in metrics_tables(result.metrics):
         console.print(table)
+    for line in tuning_lines(result.tuning):
+        console.print(line)
     summary = result.metrics["summary"]
     console.print(
         f"[green]✓[/] version [bold]{run.version}[/] saved in {run.models_dir} and set current — "

@@ -148,7 +148,7 @@ def collect(
         logs = sessions(engine, start=start, end=end, min_session_duration_ms=min_session_duration_ms)
         reward = reward or RewardFunction()
         rewarded, pending = (reward_rows(engine, CSS_TASK, reward, start=start, end=end, now=datetime.now(UTC))
-                             if labels == "reward" else ([], 0))
+                             if labels == "reward" else (pd.DataFrame(), 0))
     finally:
         engine.dispose()
     quality, rows, judged = QualityReport(total=len(logs)), [], []
@@ -166,8 +166,7 @@ def collect(
         if verdict.usable and labels == "heuristic":
             classes, weight = targets(session, features, verdict)
             rows.append({**features, **classes, "sample_weight": weight})
-    columns = [*CSS_TASK.columns, *(CSS_TASK.weight_columns if labels == "reward" else ["sample_weight"])]
-    frame = pd.DataFrame(rewarded if labels == "reward" else rows, columns=columns)
+    frame = rewarded if labels == "reward" else pd.DataFrame(rows, columns=[*CSS_TASK.columns, "sample_weight"])
     if len(frame):
         # pandera loads here, not on import: the service's monitor imports this package's judge rules.
         from efimero.data.validate import validate_frame

@@ -145,7 +145,8 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         reference = reference_of(live)
         collected = collect(collection.db_url, days_back=settings.triggers.data_volume.collection_window_days,
                             min_session_duration_ms=collection.min_session_duration, output=output, validate=True,
-                            max_rows=collection.max_samples_per_collection, reference=reference)
+                            max_rows=collection.max_samples_per_collection, reference=reference,
+                            labels=collection.labels, reward=settings.bandit.reward)
         if collected.output is not None:  # written whenever an output was given
             made.append(collected.output)
         stage("collect", rows=len(collected.frame), sessions=collected.statuses,

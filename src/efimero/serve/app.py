@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from efimero.registry import Registry
 from efimero.serve.dashboard import DashboardSources, admin_token_from_environ
 from efimero.serve.errors import EXCEPTION_HANDLERS
+from efimero.serve.feature_store import FeatureStore, FeatureStoreOptions
 from efimero.serve.guards import BodyGuardMiddleware, RateLimitMiddleware
 from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import MetricsMiddleware, ServiceMetrics, StoreCollector
@@ -42,7 +43,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = open_engine(settings.db_url)
-        store = InteractionStore(engine, pepper=load_pepper(settings.pepper_file, create=True))
+        pepper = load_pepper(settings.pepper_file, create=True)
+        store = InteractionStore(engine, pepper=pepper)
         holder = ModelHolder(
             Registry(settings.models_dir), poll_interval_s=settings.poll_interval_s,
             verify_interval_s=settings.verify_interval_s, metrics=metrics,
@@ -54,8 +56,12 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         store_metrics = StoreCollector(store)
         metrics.registry.register(store_metrics)
         try:
+            if feature_store is not None:
+                await feature_store.open(pepper)
             yield
         finally:
+            if feature_store is not None:
+                await feature_store.close()
             metrics.registry.unregister(store_metrics)
             if monitor is not None:
                 monitor.stop()
@@ -72,6 +78,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics = ServiceMetrics()
+    # Server-side visitor history (off by default); it connects in the lifespan, on the serving loop.
+    app.state.feature_store = feature_store = (
+        FeatureStore(FeatureStoreOptions.parse(settings.feature_store), metrics.registry)
+        if settings.feature_store else None
+    )
     # A placeholder EFIMERO_ADMIN_TOKEN stops the start here, before anything opens (ConfigError).
     app.state.dashboard = DashboardSources(settings.models_dir, settings.db_url, admin_token=admin_token_from_environ(),
                                            retraining_config=settings.retraining_config)

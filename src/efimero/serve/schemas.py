@@ -131,7 +131,8 @@ class PredictRequest(BrowserContext):
         None, max_length=128,
         description="A random id the client keeps for the visitor (localStorage). While versions share the "
         "traffic it keeps the visitor on one of them across sessions (else the session id does, else nothing "
-        "does); it is used for that only and never stored",
+        "does); it is never stored. With `efimero serve --feature-store`, an HMAC of it keys the visitor's "
+        "history in Redis, which then wins over the history sent here",
     )
 
 

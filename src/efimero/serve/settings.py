@@ -47,6 +47,11 @@ class ServeSettings(Settings):
         "memory://",
         description="Where rate-limit counters live: memory:// (per worker) or redis://host:port/db (shared)",
     )
+    feature_store: str | None = Field(
+        None, description="Keep the visitors' history server-side, per hashed visitor id: redis://host:port/db "
+        "(options ?ttl_days=180&timeout_ms=50&breaker_s=5). Its history wins over the client's; unset, the "
+        "client's (localStorage) is the only one",
+    )
     user_id_pepper_file: Path | None = Field(
         None, description=f"File holding the user-id pepper (${PEPPER_ENV} wins; created if missing). "
         "Default: user_id_pepper beside a SQLite store, else data/user_id_pepper",
@@ -76,6 +81,15 @@ class ServeSettings(Settings):
                 raise ValueError(
                     f"rate_limit must read like '100/minute' or '10 per second'. Got {value!r} instead."
                 ) from exc
+        return value
+
+    @field_validator("feature_store")
+    @classmethod
+    def _parseable_feature_store(cls, value: str | None) -> str | None:
+        if value is not None:
+            from efimero.serve.feature_store import FeatureStoreOptions
+
+            FeatureStoreOptions.parse(value)
         return value
 
     @property

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 from sklearn.metrics import accuracy_score, log_loss, r2_score, root_mean_squared_error
 
 from efimero.bundle import ModelKind, TrainedModel
@@ -50,13 +52,16 @@ class ModelSpec:
         runtime: Runtime,
         eval_set: tuple[np.ndarray, np.ndarray] | None = None,
         weight: np.ndarray | None = None,
+        callbacks: Sequence[xgb.callback.TrainingCallback] = (),
     ) -> TrainedModel:
+        """Fit on encoded labels; ``callbacks`` watch ``eval_set`` each round (``WATCHED_METRIC``)."""
         if self.kind == "classifier":
             assert isinstance(params, ClassifierParams) and self.labels is not None
             return fit_classifier(self.name, self.targets[0], self.labels, params, x, y,
-                                  runtime=runtime, eval_set=eval_set, weight=weight)
+                                  runtime=runtime, eval_set=eval_set, weight=weight, callbacks=callbacks)
         assert isinstance(params, RegressorParams)
-        return fit_regressor(self.name, self.targets, params, x, y, runtime=runtime, eval_set=eval_set, weight=weight)
+        return fit_regressor(self.name, self.targets, params, x, y, runtime=runtime, eval_set=eval_set, weight=weight,
+                             callbacks=callbacks)
 
     def score(self, model: TrainedModel, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """CV scores of a fitted model on encoded labels ``y``."""

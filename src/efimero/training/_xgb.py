@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,12 +75,24 @@ def _boost(
     y_train: np.ndarray,
     eval_set: tuple[np.ndarray, np.ndarray] | None,
     weight: np.ndarray | None = None,
+    *,
+    callbacks: Sequence[xgb.callback.TrainingCallback] = (),
+    custom_metric: Callable[[np.ndarray, xgb.DMatrix], tuple[str, float]] | None = None,
 ) -> xgb.Booster:
-    """Run ``xgboost.train``; with ``eval_set``, stop early and keep only the used trees."""
+    """Run ``xgboost.train``; with ``eval_set``, stop early and keep only the used trees.
+
+    With ``callbacks`` (and ``eval_set``) every round is trained and the callbacks watch the eval
+    set's metrics each round (``custom_metric`` added), as tuning's pruning does.
+    """
     train_matrix = xgb.QuantileDMatrix(x_train, label=y_train, weight=weight)
-    if eval_set is None or params.early_stopping_rounds is None:
+    watched = eval_set is not None and bool(callbacks)
+    if eval_set is None or (params.early_stopping_rounds is None and not watched):
         return xgb.train(native, train_matrix, num_boost_round=params.n_estimators)
     eval_matrix = xgb.QuantileDMatrix(eval_set[0], label=eval_set[1], ref=train_matrix)
+    if watched:
+        return xgb.train(native, train_matrix, num_boost_round=params.n_estimators,
+                         evals=[(eval_matrix, "validation")], verbose_eval=False,
+                         callbacks=list(callbacks), custom_metric=custom_metric)
     booster = xgb.train(
         native,
         train_matrix,
@@ -90,6 +103,20 @@ def _boost(
     )
     used = booster.best_iteration + 1
     return booster[:used] if used < booster.num_boosted_rounds() else booster
+
+
+def mean_r2(predictions: np.ndarray, matrix: xgb.DMatrix) -> tuple[str, float]:
+    """XGBoost metric ``r2``: R² averaged over the outputs, the regressor's CV score, each round."""
+    truth = matrix.get_label().reshape(predictions.shape)
+    residual = ((truth - predictions) ** 2).sum(axis=0)
+    total = ((truth - truth.mean(axis=0)) ** 2).sum(axis=0)
+    constant = np.where(residual == 0, 1.0, 0.0)  # sklearn's convention for a constant target
+    scores = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1.0), constant)
+    return "r2", float(np.mean(scores))
+
+
+WATCHED_METRIC = {"classifier": "validation-mlogloss", "regressor": "validation-r2"}
+"""What ``callbacks`` of a fit with an eval set see each round, by model kind (the CV score's own metric)."""
 
 
 def _for_inference(booster: xgb.Booster) -> xgb.Booster:
@@ -109,12 +136,16 @@ def fit_classifier(
     runtime: Runtime,
     eval_set: tuple[np.ndarray, np.ndarray] | None = None,
     weight: np.ndarray | None = None,
+    callbacks: Sequence[xgb.callback.TrainingCallback] = (),
 ) -> TrainedModel:
-    """Fit a multi:softprob classifier; ``y`` holds indices into ``labels``."""
+    """Fit a multi:softprob classifier; ``y`` holds indices into ``labels``.
+
+    ``callbacks`` watch ``validation-mlogloss`` on ``eval_set`` each round (all rounds trained).
+    """
     if len(np.unique(y_train)) < 2:
         raise TrainingError(f"target {target!r} has a single label in the training rows; it needs at least two.")
     native = booster_params(params, runtime) | {"num_class": len(labels), "eval_metric": "mlogloss"}
-    booster = _boost(native, params, x_train, y_train, eval_set, weight)
+    booster = _boost(native, params, x_train, y_train, eval_set, weight, callbacks=callbacks)
     return TrainedModel(name, "classifier", [target], _for_inference(booster), params.model_dump(), labels=labels)
 
 
@@ -128,14 +159,19 @@ def fit_regressor(
     runtime: Runtime,
     eval_set: tuple[np.ndarray, np.ndarray] | None = None,
     weight: np.ndarray | None = None,
+    callbacks: Sequence[xgb.callback.TrainingCallback] = (),
 ) -> TrainedModel:
-    """Fit one multi-output regressor on standardised targets (see :class:`TrainedModel`)."""
+    """Fit one multi-output regressor on standardised targets (see :class:`TrainedModel`).
+
+    ``callbacks`` watch ``validation-r2`` (:func:`mean_r2`) on ``eval_set`` each round (all rounds trained).
+    """
     mean = y_train.mean(axis=0)
     scale = y_train.std(axis=0)
     scale[scale == 0] = 1.0
     native = booster_params(params, runtime) | {"eval_metric": "rmse"}
     scaled_eval = (eval_set[0], (eval_set[1] - mean) / scale) if eval_set else None
-    booster = _boost(native, params, x_train, (y_train - mean) / scale, scaled_eval, weight)
+    booster = _boost(native, params, x_train, (y_train - mean) / scale, scaled_eval, weight,
+                     callbacks=callbacks, custom_metric=mean_r2 if callbacks else None)
     return TrainedModel(
         name, "regressor", list(targets), _for_inference(booster), params.model_dump(),
         target_mean=mean, target_scale=scale,

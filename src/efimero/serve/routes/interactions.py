@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
 from efimero.serve.deps import get_store
+from efimero.serve.feature_store import FeatureStore, get_feature_store
 from efimero.serve.schemas import InteractionAccepted, InteractionRequest
 from efimero.store import InteractionStore, RecordRefusedError, StoreUnavailableError
 
@@ -29,7 +30,8 @@ def _unavailable(reason: str) -> HTTPException:
     responses={503: _UNAVAILABLE},
 )
 async def record_interaction(
-    log: InteractionRequest, request: Request, store: Annotated[InteractionStore, Depends(get_store)]
+    log: InteractionRequest, request: Request, store: Annotated[InteractionStore, Depends(get_store)],
+    history: Annotated[FeatureStore | None, Depends(get_feature_store)],
 ) -> InteractionAccepted:
     """Store the interaction log of a served prediction; answer once it is committed.
 
@@ -75,4 +77,7 @@ async def record_interaction(
         raise _unavailable(str(exc)) from exc
     except RecordRefusedError as exc:
         raise RequestValidationError([{"type": "refused_by_store", "loc": ("body",), "msg": str(exc)}]) from exc
+    if history is not None:  # --feature-store: count the visit in the visitor's server-side history (never raises)
+        await history.record_visit(log.prediction_id, duration_ms=log.session_duration,
+                                   interactions=log.interactions_count)
     return InteractionAccepted(prediction_id=log.prediction_id)

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from efimero.bundle import ModelBundle
 from efimero.serve.deps import get_bundle, get_holder, get_metrics, get_store
+from efimero.serve.feature_store import FeatureStore, get_feature_store
 from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import ServiceMetrics
 from efimero.serve.schemas import ArmInfo, Health, ModelInfo, MonitorStatus
@@ -76,12 +77,14 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, summary="Readiness", responses={503: {"model": Health}})
 def readyz(
-    holder: Annotated[ModelHolder, Depends(get_holder)], store: Annotated[InteractionStore, Depends(get_store)]
+    holder: Annotated[ModelHolder, Depends(get_holder)], store: Annotated[InteractionStore, Depends(get_store)],
+    feature_store: Annotated[FeatureStore | None, Depends(get_feature_store)],
 ) -> JSONResponse:
     """Ready when a model is loaded, its watcher runs, the store answers and its writer runs; 503 otherwise.
 
     A fallback version or served files that changed on disk keep the service ready (it
-    answers with an intact model) but are named in the model check, for whoever reads it.
+    answers with an intact model) but are named in the model check, for whoever reads it. So
+    does a failing feature store (``--feature-store``): predictions then use the client's history.
     """
     bundle = holder.bundle
     if bundle is None:
@@ -95,6 +98,8 @@ def readyz(
         "store": "ok" if store.ping() else "unreachable",
         "store_writer": "running" if store.writer_alive else "stopped: interaction logs cannot be stored",
     }
+    if feature_store is not None:
+        checks["feature_store"] = feature_store.status()
     ready = bundle is not None and holder.watching and checks["store"] == "ok" and store.writer_alive
     body = Health(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -27,6 +27,7 @@ from efimero.context import event_time, features_of, features_of_many
 from efimero.css import class_key, css_variables
 from efimero.schema import FEATURE_NAMES
 from efimero.serve.deps import get_metrics, get_routing, get_store
+from efimero.serve.feature_store import FeatureStore, get_feature_store
 from efimero.serve.holder import Routing
 from efimero.serve.metrics import ServiceMetrics
 from efimero.serve.schemas import BatchPredictRequest, BatchPredictResponse, PredictRequest, PredictResponse
@@ -37,6 +38,7 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 Routes = Annotated[Routing, Depends(get_routing)]
 Store = Annotated[InteractionStore, Depends(get_store)]
 Metrics = Annotated[ServiceMetrics, Depends(get_metrics)]
+History = Annotated[FeatureStore | None, Depends(get_feature_store)]
 
 
 def _visitor_key(request: PredictRequest, prediction_id: str) -> str:
@@ -100,10 +102,14 @@ def _count(metrics: ServiceMetrics, responses: list[PredictResponse]) -> None:
 
 
 @router.post("/predict", response_model=PredictResponse, summary="Style for one page view")
-async def predict(request: PredictRequest, routing: Routes, store: Store, metrics: Metrics) -> Response:
+async def predict(
+    request: PredictRequest, routing: Routes, store: Store, metrics: Metrics, history: History
+) -> Response:
     """Turn the raw browser context into the 19 features and predict the CSS classes and variables."""
     started = time.perf_counter()
     prediction_id = store.ids.issue()
+    if history is not None:  # --feature-store: the visitor's server-side history wins over the client's
+        request = await history.personalise(request, prediction_id)
     arm, bundle = _route(request, routing, prediction_id)
     features = features_of(request)
     try:
@@ -120,7 +126,7 @@ async def predict(request: PredictRequest, routing: Routes, store: Store, metric
 
 @router.post("/predict/batch", response_model=BatchPredictResponse, summary="Styles for many page views")
 async def predict_batch(
-    body: BatchPredictRequest, request: Request, routing: Routes, store: Store, metrics: Metrics
+    body: BatchPredictRequest, request: Request, routing: Routes, store: Store, metrics: Metrics, history: History
 ) -> BatchPredictResponse:
     """Predict many contexts in one vectorised pass per arm; each gets its own prediction_id and log record.
 
@@ -133,7 +139,10 @@ async def predict_batch(
             "type": "too_long", "loc": ("body", "contexts"),
             "msg": f"contexts must hold at most {limit} items. Got {len(body.contexts)} instead.",
         }])
-    responses = await run_in_threadpool(_predict_many, body.contexts, routing, store)
+    contexts = body.contexts if history is None else await history.personalise_many(body.contexts)
+    responses = await run_in_threadpool(_predict_many, contexts, routing, store)
+    if history is not None:
+        await history.remember_many(contexts, [response.prediction_id for response in responses])
     _count(metrics, responses)
     return BatchPredictResponse(predictions=responses)
 
