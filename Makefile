@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo serve lint test browser postgres redis node client bench mutation mutation-summary clean
+.PHONY: install demo serve lint test browser postgres redis prometheus node client bench mutation mutation-summary clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,13 @@ redis:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; fi
 
+# The Grafana dashboard's test scrapes a live service with a private prometheus in a temp dir
+# (Debian's, installed here when missing).
+prometheus:
+	@if command -v prometheus >/dev/null 2>&1; then :; else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus; fi
+
 # The closed loop end to end (train, serve, drift, retrain, canary rollout) in a few minutes; it
 # stops the server it starts. What it makes stays in data/, models/ and reports/ for `make serve`.
 demo: $(STAMP)
@@ -64,7 +71,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src
 	$(BIN)/mypy
 
-test: $(STAMP) lint browser postgres redis node
+test: $(STAMP) lint browser postgres redis prometheus node
 	$(BIN)/python -m pytest
 
 # The smoke subset at the dependency floors of pyproject.toml (CI runs it after `make test`).

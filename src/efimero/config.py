@@ -68,7 +68,16 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from efimero._config_reader import Dialect, ProjectRelative
 from efimero._settings import Settings, load
@@ -582,6 +591,64 @@ class BanditSettings(_Strict):
     offline_gate: OfflineGate = OfflineGate()
 
 
+NotificationEvent = Literal["failure", "success", "alert"]
+"""What an e-mail is sent for: a failed or a successful `efimero auto-retrain` run, or new monitoring alerts."""
+
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+$", description="A bare address: a@example.com")]
+
+
+class SmtpSettings(_Strict):
+    """The SMTP server notifications go through (``retraining.notifications.smtp``); no ``host``: none are sent.
+
+    Give the password as ``EFIMERO_RETRAINING__NOTIFICATIONS__SMTP__PASSWORD`` rather than in the file: it is a
+    :class:`~pydantic.SecretStr`, shown as ``**********`` in every dump, repr and log.
+    """
+
+    host: str = Field("", description="SMTP server name or address; empty turns e-mail off")
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Default: 465 with ssl, 587 with starttls, else 25")
+    username: str | None = Field(None, description="Log in as this user (AUTH); none sends without logging in")
+    password: SecretStr | None = Field(
+        None, description="Prefer EFIMERO_RETRAINING__NOTIFICATIONS__SMTP__PASSWORD to writing it in the file")
+    ssl: bool = Field(False, description="TLS from the first byte (SMTPS, port 465)")
+    starttls: bool = Field(False, description="Upgrade the connection with STARTTLS before logging in (port 587)")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="Connect and per-command timeout")
+    from_address: EmailAddress = Field("efimero@localhost", description="The sender (From)")
+
+    @field_validator("starttls")
+    @classmethod
+    def _one_kind_of_tls(cls, starttls: bool, info: ValidationInfo) -> bool:
+        # on this field, not the model: an error at the model would quote the password's variable
+        if starttls and info.data.get("ssl"):
+            raise ValueError("starttls must be false when ssl is true (ssl is TLS from the start, starttls an "
+                             "upgrade of a plain connection). Got both true instead; keep one.")
+        return starttls
+
+    @property
+    def effective_port(self) -> int:
+        """``port``, else the usual port of the connection kind: 465 (ssl), 587 (starttls) or 25."""
+        return self.port or (465 if self.ssl else 587 if self.starttls else 25)
+
+
+class NotificationSettings(_Strict):
+    """E-mail on `efimero auto-retrain` failures and successes and on monitoring alerts (``retraining.notifications``).
+
+    Off, so nothing is sent and nothing fails, while ``smtp.host`` or ``to`` is empty (the default).
+    Write ``on`` quoted in YAML (``"on": [failure]``): YAML 1.1 reads a bare ``on`` as ``true``.
+    """
+
+    smtp: SmtpSettings = SmtpSettings()
+    to: tuple[EmailAddress, ...] = Field((), description="Recipients; empty turns e-mail off")
+    on: tuple[NotificationEvent, ...] = Field(
+        ("failure", "success", "alert"), description="The events that send an e-mail")
+    subject_prefix: str = Field("[efimero]", max_length=100, pattern=r"^[^\r\n]*$")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether e-mail is configured at all: a server and at least one recipient."""
+        return bool(self.smtp.host and self.to)
+
+
 class RetrainingSettings(_Strict):
     models_dir: ProjectPath = Path("models")
     triggers: Triggers = Triggers()
@@ -590,6 +657,7 @@ class RetrainingSettings(_Strict):
     data_collection: DataCollection = DataCollection()
     monitoring: MonitoringRules = MonitoringRules()
     bandit: BanditSettings = BanditSettings()
+    notifications: NotificationSettings = NotificationSettings()
 
 
 class RetrainingConfig(Settings):
@@ -614,6 +682,8 @@ _RETRAINING_GUIDE = Dialect(
         "retraining.data_collection.data_retention_days": "Prune old logs with `efimero store prune --older-than`.",
         "retraining.validation.performance_tests": "Every retrained version passes the checks of `efimero validate`.",
         "retraining.validation.quality_checks": "Collected data is validated against the schema before retraining.",
+        "retraining.notifications.True": "YAML 1.1 reads a bare `on` as true: quote the key, "
+        "\"on\": [failure, success, alert].",
     },
 )
 

@@ -58,8 +58,8 @@ def monitor(
                                 "\\[default: retraining.yaml in $EFIMERO_CONFIG_DIR, else config/, when present]"),
     webhook: str = typer.Option(None, help="POST each new alert here as JSON. \\[default: monitoring.webhook_url]"),
     record: bool = typer.Option(True, "--record/--no-record",
-                                help="Store each anomaly as an alert and send it to the webhook; "
-                                "--no-record only reports."),
+                                help="Store each anomaly as an alert and send it to the webhook and by e-mail "
+                                "(notifications); --no-record only reports."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Check one window per version and arm: online accuracy, engagement, latency, errors, prediction drift.
@@ -71,6 +71,7 @@ def monitor(
     """
     from efimero.config import load_retraining_config
     from efimero.monitor import check, record_and_notify
+    from efimero.notify import Notifier
     from efimero.registry import Registry
     from efimero.store import open_engine
 
@@ -90,7 +91,8 @@ def monitor(
     try:
         end, source = window_end(engine, at)
         report = check(engine, rules, now=end, registry=Registry(settings.models_dir))
-        alerts = (record_and_notify(engine, report.anomalies, rules.webhook_url, timeout_s=rules.webhook_timeout_s)
+        alerts = (record_and_notify(engine, report.anomalies, rules.webhook_url, timeout_s=rules.webhook_timeout_s,
+                                    notifier=Notifier(settings.notifications))
                   if record else [])
     finally:
         engine.dispose()
@@ -140,6 +142,11 @@ def _alert_line(alert: Alert) -> str:
         return f"[red]{what} not stored:[/] {escape(alert.store_error)}"
     if not alert.new:
         return f"{what}: already alerted as #{alert.id}"
+    line = f"{what} stored as #{alert.id}"
     if alert.delivery_error:
-        return f"{what} stored as #{alert.id}; [red]webhook failed:[/] {escape(alert.delivery_error)}"
-    return f"{what} stored as #{alert.id}" + ("; delivered to the webhook" if alert.delivered_at else "")
+        line += f"; [red]webhook failed:[/] {escape(alert.delivery_error)}"
+    elif alert.delivered_at:
+        line += "; delivered to the webhook"
+    if alert.email_error:
+        return line + f"; [red]e-mail failed:[/] {escape(alert.email_error)}"
+    return line + ("; e-mailed" if alert.emailed_at else "")

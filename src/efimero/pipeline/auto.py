@@ -13,6 +13,11 @@ watch` carries on and rolls back on its own, or ``immediate``.
 Every run is recorded in ``<models>/retraining_runs.json`` (stages with timings, triggers,
 decisions, outcome) for a later dashboard. A failed run removes what it made (the collected
 file, a version that did not become current) and leaves the live model alone.
+
+With ``notifications`` configured, a run that ends in ``success`` or ``failed`` (an
+:class:`~efimero.errors.EfimeroError`, or any other exception, which still propagates) e-mails its
+facts and its record (:mod:`efimero.notify`); what became of the e-mail is the record's
+``notification``. An e-mail that cannot be sent never changes the run's outcome.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 from efimero import tracking
 from efimero.collect import collect
 from efimero.config import (
+    NotificationEvent,
     RetrainDeployment,
     RetrainingConfig,
     RetrainingSettings,
@@ -41,6 +47,7 @@ from efimero.deploy.rollout_state import DEFAULT_STAGES, RolloutPlan
 from efimero.errors import EfimeroError
 from efimero.gate import run_validation
 from efimero.monitor.drift import ReferenceData, reference_of
+from efimero.notify import Notification, Notifier
 from efimero.pipeline.runs import record_run
 from efimero.registry import Registry
 from efimero.retrain import RetrainResult, full, incremental
@@ -66,6 +73,8 @@ class RetrainingRun:
     outcome: str = "in_progress"
     new_version: str | None = None
     error: str | None = None
+    notification: dict[str, Any] | None = None
+    """What became of the run's e-mail (:meth:`efimero.notify.Notification.to_dict`); None when e-mail is off."""
 
     @property
     def fired(self) -> list[str]:
@@ -128,7 +137,12 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
     settings = config.retraining
     models = Path(settings.models_dir)
     registry = Registry(models)
-    live = registry.load()
+    try:
+        live = registry.load()
+    except EfimeroError as exc:  # no run to record, but a failure to mail
+        error = f"the live version of {models} cannot be loaded: {exc}"
+        notify_run(Notifier(settings.notifications), RetrainingRun(mode, dry_run, outcome="failed", error=error))
+        raise
     run = RetrainingRun(mode=mode, dry_run=dry_run, live_version=live.version)
     made: list[Path] = []
     stage_started = time.perf_counter()
@@ -196,10 +210,52 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         run.outcome, run.error = "failed", str(exc)
         _clean_up(registry, live.version, run, made)
         return run
+    except Exception as exc:  # a bug: recorded and e-mailed as a failure, then raised with its traceback
+        run.outcome, run.error = "failed", f"unexpected {type(exc).__name__}: {exc}"
+        raise
     finally:
         run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+        notification = notify_run(Notifier(settings.notifications), run)
+        run.notification = None if notification is None else notification.to_dict()
         record_run(models, run.to_dict())
         tracking.current().log_dict(run.to_dict(), "auto_retrain/run.json")
+
+
+def notify_run(notifier: Notifier, run: RetrainingRun) -> Notification | None:
+    """E-mail the end of ``run`` when its outcome is ``success`` or ``failed`` (and that event is one of ``on``).
+
+    None when e-mail is off or the outcome sends nothing (``checked``, ``skipped``, ``no_improvement``, ...).
+    Never raises: a failure to send is in the returned notification and logged as a warning.
+    """
+    events: dict[str, NotificationEvent] = {"success": "success", "failed": "failure"}
+    event = events.get(run.outcome)
+    if not notifier.enabled or event is None:
+        return None
+    deployed = next((s for s in run.stages if s["stage"] == "deploy"), None)
+    if run.outcome == "success":
+        subject = f"auto-retrain succeeded: {run.new_version} ({run.strategy}) after {run.live_version}"
+        if deployed is not None:
+            subject += f"; {deployed.get('status')} on {deployed.get('target')}"
+    else:
+        subject = f"auto-retrain failed: {(run.error or 'no error recorded').splitlines()[0][:120]}"
+    lines = [
+        f"efimero auto-retrain --mode {run.mode}: {run.outcome.upper()}",
+        "",
+        f"run:          {run.id} ({run.started_at} to {run.finished_at})",
+        f"outcome:      {run.outcome}",
+        f"live version: {run.live_version}",
+        f"new version:  {run.new_version or '—'}",
+        f"strategy:     {run.strategy or '—'}",
+        f"decision:     {run.decision or '—'}",
+        f"fired:        {', '.join(run.fired) or 'none'}",
+    ]
+    if deployed is not None:
+        lines.append(f"deployment:   {deployed.get('status')} to {deployed.get('target')} ({deployed.get('strategy')})")
+    if run.error:
+        lines.append(f"error:        {run.error}")
+    lines += ["", "stages:"] + [f"  {s['stage']}: {s['seconds']:.1f} s" for s in run.stages]
+    lines += ["", "The run's record is attached (retraining_run.json), as kept in retraining_runs.json."]
+    return notifier.send(event, subject, "\n".join(lines), attachment=run.to_dict(), filename="retraining_run.json")
 
 
 STAGES = {"safe": DEFAULT_STAGES, "canary": (DEFAULT_STAGES[0], 1.0)}

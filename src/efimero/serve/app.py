@@ -111,10 +111,11 @@ def _monitor_loop(settings: ServeSettings, engine: Engine, registry: Registry,
     if settings.monitor_interval_s == 0:
         return None
     from efimero.config import load_retraining_config
+    from efimero.notify import Notifier
 
-    rules = load_retraining_config(settings.retraining_config).retraining.monitoring
-    loop = MonitorLoop(engine, rules, registry, interval_s=settings.monitor_interval_s,
-                       clock=settings.monitor_clock, metrics=metrics)
+    retraining = load_retraining_config(settings.retraining_config).retraining
+    loop = MonitorLoop(engine, retraining.monitoring, registry, interval_s=settings.monitor_interval_s,
+                       clock=settings.monitor_clock, metrics=metrics, notifier=Notifier(retraining.notifications))
     loop.start()
     return loop
 

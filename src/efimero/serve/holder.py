@@ -382,6 +382,8 @@ class ModelHolder:
             self._load_error = None
             self._retries.pop(None, None)
         self.swaps += previous is not None
+        if previous is not None and self.metrics is not None:
+            self.metrics.model_swaps.inc()
         if routing is None:
             self.routing = Routing(bundle)
         else:

@@ -60,6 +60,21 @@ class ServiceMetrics:
             "efimero_model_files_intact", "0 while the served version's files on disk fail verification",
             registry=self.registry,
         )
+        self.model_swaps = Counter("efimero_model_swaps_total", "Hot swaps of the live version since the start",
+                                   registry=self.registry)
+        self.monitor_anomalies = Gauge(
+            "efimero_monitor_anomalies", "Anomalies found by the monitoring loop's last round, per rule and severity",
+            ["rule", "severity"], registry=self.registry,
+        )
+        self.monitor_alerts = Counter(
+            "efimero_monitor_alerts_total", "New alerts the monitoring loop recorded, per rule and severity",
+            ["rule", "severity"], registry=self.registry,
+        )
+        self.monitor_prediction_drift = Gauge(
+            "efimero_monitor_prediction_drift_psi",
+            "Prediction drift (largest PSI of the served classes) per version and arm in the last round's window; "
+            "absent when not measured", ["model_version", "arm"], registry=self.registry,
+        )
 
 
 class MetricsMiddleware:

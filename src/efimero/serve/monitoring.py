@@ -18,13 +18,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from efimero.monitor import MonitorReport, check, record_and_notify
+from efimero.monitor import RULES, MonitorReport, check, record_and_notify
 from efimero.store import latest_event_time
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from efimero.config import MonitoringRules
+    from efimero.monitor import Alert
+    from efimero.notify import Notifier
     from efimero.registry import Registry
     from efimero.serve.metrics import ServiceMetrics
 
@@ -41,8 +43,9 @@ class MonitorLoop:
     """
 
     def __init__(self, engine: Engine, rules: MonitoringRules, registry: Registry, *, interval_s: float,
-                 clock: str = "wall", metrics: ServiceMetrics | None = None) -> None:
-        self.engine, self.rules, self.registry = engine, rules, registry
+                 clock: str = "wall", metrics: ServiceMetrics | None = None,
+                 notifier: Notifier | None = None) -> None:
+        self.engine, self.rules, self.registry, self.notifier = engine, rules, registry, notifier
         self.interval_s, self.clock, self.metrics = interval_s, clock, metrics
         self.report: MonitorReport | None = None
         self.alerts: list[dict[str, Any]] = []
@@ -50,6 +53,14 @@ class MonitorLoop:
         self.checked_at: datetime | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._drift_labels: set[tuple[str, str]] = set()
+        if metrics is not None:  # every outcome and rule exported from the start, at 0
+            for outcome in ("ok", "idle", "failed"):
+                metrics.monitor_rounds.labels(outcome)
+            for rule in RULES:
+                severity = getattr(rules.severities, rule)
+                metrics.monitor_anomalies.labels(rule, severity)
+                metrics.monitor_alerts.labels(rule, severity)
 
     @property
     def running(self) -> bool:
@@ -71,10 +82,29 @@ class MonitorLoop:
             return None
         report = check(self.engine, self.rules, now=now, registry=self.registry)
         sent = record_and_notify(self.engine, report.anomalies, self.rules.webhook_url,
-                                 timeout_s=self.rules.webhook_timeout_s)
+                                 timeout_s=self.rules.webhook_timeout_s, notifier=self.notifier)
         self.report, self.checked_at = report, datetime.now(UTC)
         self.alerts = [alert.to_dict() for alert in sent if alert.new]
+        self._export(report, sent)
         return report
+
+    def _export(self, report: MonitorReport, sent: list[Alert]) -> None:
+        """The round in ``/metrics``: anomalies per rule, new alerts, prediction drift per version and arm."""
+        if self.metrics is None:
+            return
+        for rule in RULES:
+            count = sum(anomaly.rule == rule for anomaly in report.anomalies)
+            self.metrics.monitor_anomalies.labels(rule, getattr(self.rules.severities, rule)).set(count)
+        for alert in sent:
+            if alert.new:
+                self.metrics.monitor_alerts.labels(alert.anomaly.rule, alert.anomaly.severity).inc()
+        drift = {(window.model_version, window.arm): window.prediction_drift.value for window in report.versions
+                 if window.prediction_drift.value is not None}
+        for labels in self._drift_labels - drift.keys():  # versions no longer measured
+            self.metrics.monitor_prediction_drift.remove(*labels)
+        for labels, value in drift.items():
+            self.metrics.monitor_prediction_drift.labels(*labels).set(value)
+        self._drift_labels = set(drift)
 
     def _now(self) -> datetime | None:
         """The end of the last complete window on the loop's clock; None before the store holds a visit.
