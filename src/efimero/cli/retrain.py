@@ -189,6 +189,11 @@ def auto_retrain(
             threshold = "—" if t["threshold"] is None else f"{t['threshold']:.3g}"
             table.add_row(t["name"], _STATUS_STYLE[t["status"]], value, threshold, escape(t["detail"]))
         console.print(table)
+        if run.readiness is not None:
+            ready = run.readiness
+            console.print(f"readiness: {'ready' if ready['ready'] else 'not ready'} ({ready['judged_sessions']} new "
+                          f"judged sessions of {ready['min_sessions']} needed, quality {ready['quality']})"
+                          + "".join(f"; {escape(reason)}" for reason in ready["reasons"]), highlight=False)
         for item in run.stages:
             details = {k: v for k, v in item.items() if k not in ("stage", "seconds", "quality", "log")}
             console.print(f"  {item['stage']}: {item['seconds']:.1f} s {details}", highlight=False)

@@ -2,7 +2,9 @@
 
 Whether a run retrains (:func:`decide`): ``force`` always; ``scheduled`` when a trigger fired
 and the live version is at least ``time_based.min_days_since_last`` days old; ``check`` and
-``--dry-run`` say what ``scheduled`` would do and change nothing. A trigger that could not be
+``--dry-run`` say what ``scheduled`` would do and change nothing. ``scheduled`` also needs the
+shared readiness check (:mod:`efimero.pipeline.ready`) to find enough new judged sessions; a
+run that would retrain on data whose quality says abort fails. A trigger that could not be
 checked (``not_run``) is named in the decision and the record as such, never counted as
 "not fired".
 
@@ -31,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from efimero import tracking
-from efimero.collect import collect
 from efimero.config import (
     NotificationEvent,
     RetrainDeployment,
@@ -48,6 +49,7 @@ from efimero.errors import EfimeroError
 from efimero.gate import run_validation
 from efimero.monitor.drift import ReferenceData, reference_of
 from efimero.notify import Notification, Notifier
+from efimero.pipeline.ready import Readiness, collect_window, readiness_of
 from efimero.pipeline.runs import record_run
 from efimero.registry import Registry
 from efimero.retrain import RetrainResult, full, incremental
@@ -73,6 +75,8 @@ class RetrainingRun:
     outcome: str = "in_progress"
     new_version: str | None = None
     error: str | None = None
+    readiness: dict[str, Any] | None = None
+    """The shared readiness check (:mod:`efimero.pipeline.ready`): enough new judged sessions, quality passed."""
     notification: dict[str, Any] | None = None
     """What became of the run's e-mail (:meth:`efimero.notify.Notification.to_dict`); None when e-mail is off."""
 
@@ -109,9 +113,11 @@ class Decision:
     reason: str
 
 
-def decide(mode: str, settings: RetrainingSettings, triggers: list[Trigger], age_days: float) -> Decision:
+def decide(mode: str, settings: RetrainingSettings, triggers: list[Trigger], age_days: float,
+           readiness: Readiness | None = None) -> Decision:
     """Force always retrains; otherwise a fired trigger does, unless the live version is younger than
-    ``time_based.min_days_since_last`` (when the time trigger is enabled). See the module docstring."""
+    ``time_based.min_days_since_last`` (when the time trigger is enabled) or ``readiness`` says there are
+    too few new judged sessions. See the module docstring."""
     fired = [t.name for t in triggers if t.fired]
     time_based = settings.triggers.time_based
     if mode == "force":
@@ -121,6 +127,8 @@ def decide(mode: str, settings: RetrainingSettings, triggers: list[Trigger], age
     elif time_based.enabled and age_days < time_based.min_days_since_last:
         retrain, why = False, (f"the live version is {age_days:.1f} days old, younger than "
                                f"time_based.min_days_since_last ({time_based.min_days_since_last:g} days)")
+    elif readiness is not None and not readiness.enough_data:
+        retrain, why = False, f"not ready: {readiness.reasons[0]}"
     else:
         retrain, why = True, "a trigger fired"
     reason = f"{why}; fired: {', '.join(fired) or 'none'}"
@@ -157,10 +165,7 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         collection = settings.data_collection
         output = None if dry_run or mode == "check" else collection.output_dir / f"production_{run.id}.csv"
         reference = reference_of(live)
-        collected = collect(collection.db_url, days_back=settings.triggers.data_volume.collection_window_days,
-                            min_session_duration_ms=collection.min_session_duration, output=output, validate=True,
-                            max_rows=collection.max_samples_per_collection, reference=reference,
-                            labels=collection.labels, reward=settings.bandit.reward)
+        collected = collect_window(settings, reference, output=output)
         if collected.output is not None:  # written whenever an output was given
             made.append(collected.output)
         stage("collect", rows=len(collected.frame), sessions=collected.statuses,
@@ -171,11 +176,13 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         run.triggers = [t.to_dict() for t in triggers]
         age = days_since_training(live, datetime.now(UTC))
         run.strategy = choose_strategy(config, triggers, age)
-        stage("triggers", fired=run.fired, not_run=[t["name"] for t in run.not_run])
+        ready = readiness_of(settings, collected, live_version=live.version)
+        run.readiness = ready.to_dict()
+        stage("triggers", fired=run.fired, not_run=[t["name"] for t in run.not_run], ready=ready.ready)
         if run.not_run:
             logger.warning("retraining triggers not checked: %s",
                            "; ".join(f"{t['name']} ({t['reason']})" for t in run.not_run))
-        decision = decide(mode, settings, triggers, age)
+        decision = decide(mode, settings, triggers, age, ready)
         if mode == "check" or dry_run:
             wanted = "would retrain" if decision.retrain else "would not retrain"
             run.decision = f"{wanted} ({run.strategy}): {decision.reason}"
@@ -184,11 +191,11 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         if not decision.retrain:
             run.decision, run.outcome = f"no retraining: {decision.reason}", "skipped"
             return run
-        if collected.quality.recommendation == "abort":
+        if not ready.quality_passed:
             raise EfimeroError(f"data quality says abort: {collected.quality.to_dict()}")
         run.decision = f"retrain ({run.strategy}): {decision.reason}"
         assert collected.output is not None, "a run that retrains has written what it collected"
-        result = _retrain(config, run.strategy, collected.output, reference)
+        result = retrain_with_strategy(config, run.strategy, collected.output, reference)
         run.new_version = result.version
         stage("retrain", status=result.status, reason=result.reason, version=result.version)
         if result.status != "success":
@@ -203,7 +210,7 @@ def auto_retrain(config: RetrainingConfig, *, mode: str = "check", dry_run: bool
         if not report.passed:
             raise EfimeroError(f"the retrained version failed validation: {report.to_dict()['checks']}")
         if settings.deployment.auto_deploy:
-            stage("deploy", **_deploy(settings, models, result.version))
+            stage("deploy", **deploy_with_strategy(settings, models, result.version))
         run.outcome = "success"
         return run
     except EfimeroError as exc:
@@ -268,7 +275,7 @@ def rollout_plan(deployment: RetrainDeployment) -> RolloutPlan:
     return RolloutPlan(stages=stages, hold_minutes=deployment.monitoring_duration_hours * 60 / (len(stages) - 1))
 
 
-def _deploy(settings: RetrainingSettings, models: Path, version: str) -> dict[str, Any]:
+def deploy_with_strategy(settings: RetrainingSettings, models: Path, version: str) -> dict[str, Any]:
     """Deploy the retrained ``version`` by the configured strategy; what happened, for the run record.
 
     ``immediate`` switches every visitor at once; ``safe`` and ``canary`` start a rollout that
@@ -293,7 +300,9 @@ def _deploy(settings: RetrainingSettings, models: Path, version: str) -> dict[st
             "hold_minutes": state.plan.hold_minutes}
 
 
-def _retrain(config: RetrainingConfig, strategy: str, data: Path, reference: ReferenceData) -> RetrainResult:
+def retrain_with_strategy(config: RetrainingConfig, strategy: str, data: Path,
+                          reference: ReferenceData) -> RetrainResult:
+    """Retrain on ``data`` by ``strategy`` (``incremental`` or ``full``, see :func:`choose_strategy`) as configured."""
     settings = config.retraining
     if strategy == "incremental":
         return incremental([data], models=settings.models_dir, settings=settings.strategies.incremental.parameters)
