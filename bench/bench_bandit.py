@@ -70,7 +70,7 @@ from efimero.bandit.reward import RewardFunction
 from efimero.config import TrainingConfig, load_retraining_config, load_training_config
 from efimero.css import css_variables
 from efimero.data.generate import generate_dataset
-from efimero.demo import free_port, stop
+from efimero.demo import Server, free_port, stop, wait_ready
 from efimero.errors import EfimeroError
 from efimero.registry import ExplorationPolicy, Registry
 from efimero.schema import CSS_TASK
@@ -87,7 +87,6 @@ from efimero.store import decisions, open_engine
 
 FIRST_MONDAY = date(2026, 11, 2)
 """Day 0 of the simulated calendar; every simulation of part 1 and 2 gets its own later week."""
-READY_TIMEOUT_S = 60.0
 SERVED_TIMEOUT_S = 30.0
 ESTIMATORS = ("ips", "snips", "dr")
 KINDS = ("same variables, <=1 slot apart", "same variables, 2+ slots apart", "other variables")
@@ -245,7 +244,6 @@ class Service:
 @contextlib.contextmanager
 def serving(workdir: Path, name: str, registry: Registry) -> Iterator[Service]:
     """`efimero serve` on ``registry`` with its own SQLite store, monitor off, until the block ends."""
-    import httpx
 
     port = free_port()
     db_url = f"sqlite:///{(workdir / f'{name}.db').resolve()}"
@@ -257,17 +255,7 @@ def serving(workdir: Path, name: str, registry: Registry) -> Iterator[Service]:
                                    start_new_session=True)
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + READY_TIMEOUT_S
-            while True:
-                if process.poll() is not None:
-                    raise EfimeroError(f"{name}: the server exited with {process.returncode}: "
-                                       f"{log.read_text(errors='replace')[-600:]}")
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{url}/readyz", timeout=2).is_success:
-                        break
-                if time.monotonic() > deadline:
-                    raise EfimeroError(f"{name}: the server was not ready after {READY_TIMEOUT_S:g} s")
-                time.sleep(0.2)
+            wait_ready(process, Server(process.pid, url, log))
             yield Service(name, registry, db_url, url, process, log)
         finally:
             stop(process)

@@ -469,7 +469,7 @@ def serving(port: int | None, reporter: Reporter) -> Iterator[Server]:
                                    stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             server = Server(process.pid, f"http://127.0.0.1:{port}", log)
-            _wait_ready(process, server)
+            wait_ready(process, server)
             reporter.step(f"serving {TARGET} at {server.url} (pid {process.pid}, log {log})")
             yield server
         finally:
@@ -477,7 +477,7 @@ def serving(port: int | None, reporter: Reporter) -> Iterator[Server]:
             reporter.step(f"stopped the server (pid {process.pid})")
 
 
-def _wait_ready(process: subprocess.Popen[bytes], server: Server) -> None:
+def wait_ready(process: subprocess.Popen[bytes], server: Server) -> None:
     """Poll ``/readyz`` until it answers 200; fail when the process exits or a minute passes."""
     import httpx
 

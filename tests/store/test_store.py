@@ -18,8 +18,8 @@ from efimero.registry.traffic import LIVE_ARM as TRAFFIC_LIVE_ARM
 from efimero.serve.metrics import StoreCollector
 from efimero.store import (
     KINDS, LIVE_ARM, InteractionRecord, InteractionStore, PredictionRecord, RecordRefusedError, forget_user,
-    load_pepper, open_engine, prediction_errors, predictions, prune_older_than, recent_alerts, record_alert,
-    record_delivery, sessions,
+    end_after_newest_visit, latest_event_time, load_pepper, open_engine, prediction_errors, predictions,
+    prune_older_than, recent_alerts, record_alert, record_delivery, sessions,
 )
 from efimero.store.engine import LEGACY_SALT_KEY
 from efimero.store.models import SCHEMA_VERSION
@@ -345,3 +345,13 @@ def test_a_schema_2_store_migrates_keeping_every_row_on_the_live_arm(store_url: 
     store.engine.dispose()
     open_engine(store_url).dispose()  # opening a migrated store again changes nothing
     open_engine(store_url, create=False).dispose()  # readers accept the migrated store
+
+
+def test_the_newest_visit_is_read_back_in_utc_and_a_window_can_end_just_after_it(store: InteractionStore) -> None:
+    assert latest_event_time(store.engine) is None and end_after_newest_visit(store.engine) is None
+    for n, hours in enumerate((3, 1, 2)):
+        store.record_prediction(prediction_row(f"p-{n}", NOW - timedelta(hours=hours)))
+    assert store.flush()
+    newest = latest_event_time(store.engine)
+    assert newest == NOW - timedelta(hours=1) and newest.utcoffset() == timedelta(0)  # SQLite keeps no offset
+    assert end_after_newest_visit(store.engine) == newest + timedelta(microseconds=1)

@@ -291,14 +291,12 @@ def offline_precheck(
     newest one, must not fall short of the live arm's realised reward by more than ``margin``."""
 
     def check(source: Registry, version: str, target: Registry) -> tuple[bool | None, str]:
-        from efimero.store import decisions, latest_event_time, open_engine
+        from efimero.store import decisions, end_after_newest_visit, open_engine
 
         try:
             engine = open_engine(db_url, create=False)
             try:
-                newest = latest_event_time(engine)
-                end = datetime.now(UTC) if newest is None else newest.replace(tzinfo=newest.tzinfo or UTC)
-                end += timedelta(microseconds=1)
+                end = end_after_newest_visit(engine) or datetime.now(UTC)
                 evaluation = evaluate_offline(
                     decisions(engine, start=end - window, end=end), source.load(version), reward=reward,
                     now=datetime.now(UTC), exploration=target.exploration())

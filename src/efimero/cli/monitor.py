@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ def window_end(engine: Engine, at: str | None) -> tuple[datetime, str]:
     Raises:
         EfimeroError: ``at`` is not an ISO 8601 time.
     """
-    from efimero.store import latest_event_time
+    from efimero.store import end_after_newest_visit
 
     if at is not None:
         try:
@@ -37,11 +37,10 @@ def window_end(engine: Engine, at: str | None) -> tuple[datetime, str]:
             message = f"--at must be an ISO 8601 time such as 2026-11-26T12:00:00Z. Got {at!r} instead."
             raise EfimeroError(message) from None
         return (end if end.tzinfo else end.replace(tzinfo=UTC)), "--at"
-    newest = latest_event_time(engine)
-    if newest is None:
+    after_newest = end_after_newest_visit(engine)
+    if after_newest is None:
         return datetime.now(UTC), "now (the store holds no visit)"
-    newest = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
-    return newest + timedelta(microseconds=1), "the newest visit in the store"
+    return after_newest, "the newest visit in the store"
 
 
 @reports_errors

@@ -24,7 +24,7 @@ from efimero.collect.targets import STATUSES, judge, negative_feedback, targets
 from efimero.data import write_table
 from efimero.errors import DataError
 from efimero.schema import CSS_TASK
-from efimero.store import latest_event_time, open_engine, sessions
+from efimero.store import end_after_newest_visit, open_engine, sessions
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -92,9 +92,7 @@ def window(engine: Engine, *, start_date: date | None, end_date: date | None,
             raise DataError(f"--end-date must not be before --start-date. Got {start_date} to {end_date}.")
         begin = datetime.combine(start_date, time(), tzinfo=UTC)
         return begin, datetime.combine(end_date + timedelta(days=1), time(), tzinfo=UTC)
-    newest = latest_event_time(engine) or datetime.now(UTC)
-    newest = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
-    end = newest + timedelta(microseconds=1)
+    end = end_after_newest_visit(engine) or datetime.now(UTC)
     return end - timedelta(days=days_back), end
 
 

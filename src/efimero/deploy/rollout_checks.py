@@ -73,7 +73,7 @@ def clock_now(clock: Clock, db_url: str) -> datetime:
         engine.dispose()
     if newest is None:
         raise DeployError(f"{db_url}: holds no visit yet, so the store clock has no time. Send traffic first.")
-    return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+    return newest
 
 
 def monitor_judge(db_url: str, rules: MonitoringRules) -> Judge:

@@ -118,7 +118,7 @@ class MonitorLoop:
             newest = latest_event_time(self.engine)
             if newest is None:
                 return None
-            now = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+            now = newest
         window = timedelta(minutes=self.rules.window_minutes)
         return _EPOCH + (now - _EPOCH) // window * window
 

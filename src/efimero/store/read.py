@@ -3,7 +3,7 @@ predictions and failed predictions of a window."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -92,6 +92,14 @@ def _frame(engine: Engine, query: Select[Any], columns: tuple[str, ...], what: s
 
 
 def latest_event_time(engine: Engine) -> datetime | None:
-    """The newest visit in the store (the end of "the last N days" for simulated traffic)."""
+    """The newest visit in the store (the end of "the last N days" for simulated traffic), in UTC:
+    SQLite keeps no offset, so a naive value, which is UTC as written, gets it back here."""
     with Session(engine) as session:
-        return session.scalar(select(func.max(PredictionRecord.event_time)))
+        newest = session.scalar(select(func.max(PredictionRecord.event_time)))
+    return newest if newest is None or newest.tzinfo else newest.replace(tzinfo=UTC)
+
+
+def end_after_newest_visit(engine: Engine) -> datetime | None:
+    """Just after the newest visit: the end of a half-open window [start, end) that holds it (None: no visit)."""
+    newest = latest_event_time(engine)
+    return None if newest is None else newest + timedelta(microseconds=1)

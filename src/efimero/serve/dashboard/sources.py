@@ -207,7 +207,6 @@ def read_clock(engine: Engine, *, span: timedelta, at: datetime | None = None) -
     visit, so it shows the last traffic there is, and says so (``source`` ``store``).
     """
     newest = latest_event_time(engine)
-    newest = newest if newest is None or newest.tzinfo else newest.replace(tzinfo=UTC)
     if at is not None:
         return ClockReading(now=at if at.tzinfo else at.replace(tzinfo=UTC), source="given", newest_visit=newest)
     wall = datetime.now(UTC)
