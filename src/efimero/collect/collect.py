@@ -24,7 +24,8 @@ from efimero.collect.targets import STATUSES, judge, negative_feedback, targets
 from efimero.data import write_table
 from efimero.errors import DataError
 from efimero.schema import CSS_TASK
-from efimero.store import end_after_newest_visit, open_engine, sessions
+from efimero.store import end_after_newest_visit, iter_sessions, open_engine
+from efimero.store.read import DEFAULT_CHUNK_ROWS
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -114,42 +115,11 @@ def session_drift(reference: ReferenceData | None, judged: pd.DataFrame, quality
     return report
 
 
-def collect(
-    db_url: str,
-    *,
-    start_date: date | None = None,
-    end_date: date | None = None,
-    days_back: int = 7,
-    min_session_duration_ms: int = 0,
-    output: str | Path | None = None,
-    validate: bool = False,
-    export_metadata: bool = False,
-    reference: ReferenceData | None = None,
-    max_rows: int | None = None,
-    labels: Labels = "heuristic",
-    reward: RewardFunction | None = None,
-) -> CollectResult:
-    """Read sessions in a window, recompute features, derive targets, check quality, write rows.
-
-    ``reference`` is the training data of the live model (see
-    :func:`efimero.monitor.drift.reference_of`); with ``validate`` every valid session of the
-    window is tested for drift against it (proceed / caution / abort), or the quality report says
-    why it could not be. ``max_rows`` keeps the newest training rows. With ``labels="reward"`` the
-    training rows are every logged decision with its reward (``reward``, default weights), not the
-    heuristic labels; quality, online accuracy and drift are measured on the sessions either way.
-    """
-    from efimero.bandit.reward import RewardFunction
-
-    engine = open_engine(db_url, create=False)  # a reader: a mistyped URL must fail, not create a store
-    try:
-        start, end = window(engine, start_date=start_date, end_date=end_date, days_back=days_back)
-        logs = sessions(engine, start=start, end=end, min_session_duration_ms=min_session_duration_ms)
-        reward = reward or RewardFunction()
-        rewarded, pending = (reward_rows(engine, CSS_TASK, reward, start=start, end=end, now=datetime.now(UTC))
-                             if labels == "reward" else (pd.DataFrame(), 0))
-    finally:
-        engine.dispose()
-    quality, rows, judged = QualityReport(total=len(logs)), [], []
+def _judge(logs: pd.DataFrame, quality: QualityReport,
+           labels: Labels) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One chunk of sessions: count it in ``quality``; return its training rows and its judged sessions."""
+    quality.total += len(logs)
+    rows, judged = [], []
     records = logs.astype(object).where(logs.notna(), None).to_dict(orient="records")
     for session in cast(list[dict[str, Any]], records):  # columns are the store's field names
         features, problems = check_log(session)
@@ -164,7 +134,59 @@ def collect(
         if verdict.usable and labels == "heuristic":
             classes, weight = targets(session, features, verdict)
             rows.append({**features, **classes, "sample_weight": weight})
-    frame = rewarded if labels == "reward" else pd.DataFrame(rows, columns=[*CSS_TASK.columns, "sample_weight"])
+    return rows, judged
+
+
+def collect(
+    db_url: str,
+    *,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    days_back: int = 7,
+    min_session_duration_ms: int = 0,
+    output: str | Path | None = None,
+    validate: bool = False,
+    export_metadata: bool = False,
+    reference: ReferenceData | None = None,
+    max_rows: int | None = None,
+    labels: Labels = "heuristic",
+    reward: RewardFunction | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> CollectResult:
+    """Read sessions in a window, recompute features, derive targets, check quality, write rows.
+
+    ``reference`` is the training data of the live model (see
+    :func:`efimero.monitor.drift.reference_of`); with ``validate`` every valid session of the
+    window is tested for drift against it (proceed / caution / abort), or the quality report says
+    why it could not be. ``max_rows`` keeps the newest training rows. With ``labels="reward"`` the
+    training rows are every logged decision with its reward (``reward``, default weights), not the
+    heuristic labels; quality, online accuracy and drift are measured on the sessions either way.
+
+    The window is read ``chunk_rows`` sessions at a time (:func:`efimero.store.iter_sessions`) and
+    each chunk is judged before the next is read, so memory holds one chunk of raw logs plus the
+    compact results (the judged sessions' features, the training rows), never the whole window's logs.
+    """
+    from efimero.bandit.reward import RewardFunction
+
+    quality, row_parts, judged_parts = QualityReport(), [], []
+    engine = open_engine(db_url, create=False)  # a reader: a mistyped URL must fail, not create a store
+    try:
+        start, end = window(engine, start_date=start_date, end_date=end_date, days_back=days_back)
+        for logs in iter_sessions(engine, start=start, end=end, min_session_duration_ms=min_session_duration_ms,
+                                  chunk_rows=chunk_rows):
+            rows, judged = _judge(logs, quality, labels)
+            if rows:
+                row_parts.append(pd.DataFrame(rows, columns=[*CSS_TASK.columns, "sample_weight"]))
+            if judged:
+                judged_parts.append(pd.DataFrame(judged))
+        reward = reward or RewardFunction()
+        rewarded, pending = (reward_rows(engine, CSS_TASK, reward, start=start, end=end, now=datetime.now(UTC))
+                             if labels == "reward" else (pd.DataFrame(), 0))
+    finally:
+        engine.dispose()
+    heuristic = (pd.concat(row_parts, ignore_index=True) if row_parts
+                 else pd.DataFrame([], columns=[*CSS_TASK.columns, "sample_weight"]))
+    frame = rewarded if labels == "reward" else heuristic
     if len(frame):
         # pandera loads here, not on import: the service's monitor imports this package's judge rules.
         from efimero.data.validate import validate_frame
@@ -174,7 +196,7 @@ def collect(
         frame, _ = validate_frame(frame, source=f"rows collected from {db_url}", allow_duplicates=labels == "reward")
         if max_rows is not None:
             frame = frame.tail(max_rows).reset_index(drop=True)
-    judged_frame = pd.DataFrame(judged)
+    judged_frame = pd.concat(judged_parts, ignore_index=True) if judged_parts else pd.DataFrame()
     drift = session_drift(reference, judged_frame, quality) if validate else None
     result = CollectResult(start, end, frame, quality, judged=judged_frame, drift=drift, labels=labels,
                            reward_version=reward.version if labels == "reward" else None, pending_rewards=pending)

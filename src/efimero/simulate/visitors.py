@@ -150,13 +150,50 @@ def intended_features(visits: pd.DataFrame) -> pd.DataFrame:
     return engineer_features(visits[list(RAW_CONTEXT_COLUMNS)])
 
 
-def _effective_type(downlink: float) -> str:
-    """``navigator.connection.effectiveType`` as Chrome derives it from the downlink."""
-    if downlink < 0.05:
-        return "slow-2g"
-    if downlink < 0.07:
-        return "2g"
-    return "3g" if downlink < 0.7 else "4g"
+def _effective_types(downlink: np.ndarray) -> np.ndarray:
+    """``navigator.connection.effectiveType`` as Chrome derives it from the downlink, per value."""
+    return np.select([downlink < 0.05, downlink < 0.07, downlink < 0.7], ["slow-2g", "2g", "3g"], "4g")
+
+
+def browser_context_columns(visits: pd.DataFrame, rng: np.random.Generator) -> dict[str, list[Any]]:
+    """:func:`browser_contexts` column by column: each field (``history.visits`` for a nested one) as a list of
+    plain Python values, one per visit, from the same draws (bulk writers format them without a dict per row)."""
+    n = len(visits)
+    chrome = rng.integers(*_DESKTOP_CHROME_PX, n)
+    scheme = rng.choice(["light", "dark", "no-preference"], n, p=[0.6, 0.3, 0.1])
+    access_kind = rng.choice(["motion", "contrast", "both"], n, p=[0.5, 0.3, 0.2])
+    device = visits["device_type"].to_numpy()
+    width = visits["viewport_width"].to_numpy().astype(int)
+    height = visits["viewport_height"].to_numpy().astype(int)
+    touch = visits["max_touch_points"].to_numpy().astype(int)
+    access = visits["accessibility_needs"].to_numpy().astype(bool)
+    downlink = visits["downlink_mbps"].to_numpy().astype(float)
+    days_known = visits["days_since_first_visit"].to_numpy().astype(int)
+    local = visits["local_time"].to_numpy().astype("datetime64[s]")
+    desktop = device == "desktop"
+    return {
+        "local_time": np.datetime_as_string(local, unit="s").tolist(),
+        "timezone_offset_min": [0] * n,
+        "viewport_width": width.tolist(),
+        "viewport_height": height.tolist(),
+        "screen_width": width.tolist(),
+        "screen_height": np.where(desktop, height + chrome, height).tolist(),
+        "device_pixel_ratio": visits["device_pixel_ratio"].to_numpy().astype(float).tolist(),
+        "max_touch_points": touch.tolist(),
+        "pointer": np.where(desktop, "fine", "coarse").tolist(),
+        "ua_mobile": ((device == "mobile") | ((device == "tablet") & (touch == 0))).tolist(),
+        "prefers_color_scheme": scheme.tolist(),
+        "prefers_reduced_motion": (access & np.isin(access_kind, ("motion", "both"))).tolist(),
+        "prefers_contrast": np.where(access & np.isin(access_kind, ("contrast", "both")), "more",
+                                     "no-preference").tolist(),
+        "connection_effective_type": _effective_types(downlink).tolist(),
+        "connection_downlink_mbps": downlink.tolist(),
+        "history.visits": (1 + days_known // 7).tolist(),
+        "history.avg_session_duration_s": visits["avg_session_duration"].to_numpy().astype(float).tolist(),
+        "history.total_interactions": visits["total_interactions"].to_numpy().astype(int).tolist(),
+        "history.first_visit": np.datetime_as_string(
+            local.astype("datetime64[D]") - days_known.astype("timedelta64[D]"), unit="D").tolist(),
+    }
 
 
 def browser_contexts(visits: pd.DataFrame, rng: np.random.Generator) -> list[dict[str, object]]:
@@ -169,42 +206,14 @@ def browser_contexts(visits: pd.DataFrame, rng: np.random.Generator) -> list[dic
     Accessibility needs appear as reduced motion, more contrast or both. Times are simulated
     local times with ``timezone_offset_min`` 0, so the stored event time is the simulated time.
     """
-    n = len(visits)
-    chrome = rng.integers(*_DESKTOP_CHROME_PX, n)
-    scheme = rng.choice(["light", "dark", "no-preference"], n, p=[0.6, 0.3, 0.1])
-    access_kind = rng.choice(["motion", "contrast", "both"], n, p=[0.5, 0.3, 0.2])
-    contexts = []
-    row: Any  # a row of ``visits``
-    for i, row in enumerate(visits.itertuples(index=False)):
-        device = row.device_type
-        width, height = int(row.viewport_width), int(row.viewport_height)
-        touch = int(row.max_touch_points)
-        access = bool(row.accessibility_needs)
-        local: datetime = row.local_time
-        days_known = int(row.days_since_first_visit)
-        contexts.append({
-            "local_time": local.isoformat(timespec="seconds"),
-            "timezone_offset_min": 0,
-            "viewport_width": width,
-            "viewport_height": height,
-            "screen_width": width,
-            "screen_height": height + int(chrome[i]) if device == "desktop" else height,
-            "device_pixel_ratio": float(row.device_pixel_ratio),
-            "max_touch_points": touch,
-            "pointer": "fine" if device == "desktop" else "coarse",
-            "ua_mobile": device == "mobile" or (device == "tablet" and touch == 0),
-            "prefers_color_scheme": str(scheme[i]),
-            "prefers_reduced_motion": access and access_kind[i] in ("motion", "both"),
-            "prefers_contrast": "more" if access and access_kind[i] in ("contrast", "both") else "no-preference",
-            "connection_effective_type": _effective_type(float(row.downlink_mbps)),
-            "connection_downlink_mbps": float(row.downlink_mbps),
-            "history": {
-                "visits": 1 + days_known // 7,
-                "avg_session_duration_s": float(row.avg_session_duration),
-                "total_interactions": int(row.total_interactions),
-                "first_visit": (local.date() - timedelta(days=days_known)).isoformat(),
-            },
-        })
+    columns = browser_context_columns(visits, rng)
+    flat = [name for name in columns if not name.startswith("history.")]
+    nested = [name for name in columns if name.startswith("history.")]
+    contexts: list[dict[str, object]] = []
+    for i in range(len(visits)):
+        context: dict[str, object] = {name: columns[name][i] for name in flat}
+        context["history"] = {name.removeprefix("history."): columns[name][i] for name in nested}
+        contexts.append(context)
     return contexts
 
 

@@ -15,8 +15,8 @@ missing table afterwards. ``ADD COLUMN`` works alike on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect, text
-from sqlalchemy.schema import CreateColumn
+from sqlalchemy import Engine, UniqueConstraint, inspect, text
+from sqlalchemy.schema import CreateColumn, CreateIndex, DropIndex
 
 from efimero.store.models import PREDICTION_ID_LENGTH, Base, InteractionRecord, PredictionRecord
 
@@ -101,3 +101,46 @@ def _add_columns(engine: Engine, table_name: str, names: tuple[str, ...]) -> Non
             if name not in present:
                 definition = CreateColumn(table.c[name]).compile(dialect=engine.dialect)
                 connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {definition}"))
+
+
+_LOG_TABLES = (PredictionRecord.__tablename__, InteractionRecord.__tablename__)
+
+
+def drop_secondary_indexes(engine: Engine) -> None:
+    """Drop the logs' secondary indexes and unique constraints (PostgreSQL), before a bulk load."""
+    with engine.begin() as connection:
+        for table in (Base.metadata.tables[name] for name in _LOG_TABLES):
+            for constraint in table.constraints:
+                if isinstance(constraint, UniqueConstraint) and constraint.name:
+                    connection.execute(text(f'ALTER TABLE {table.name} DROP CONSTRAINT IF EXISTS "{constraint.name}"'))
+            for index in table.indexes:
+                connection.execute(DropIndex(index, if_exists=True))
+
+
+def create_secondary_indexes(engine: Engine) -> None:
+    """Create every index and unique constraint of the logs' tables that is missing; a no-op when all are there.
+
+    Run when a store is opened by its owner, so that a bulk load killed before it rebuilt them
+    (:func:`drop_secondary_indexes`) leaves no store without its indexes for long. A PostgreSQL build
+    gets a larger ``maintenance_work_mem`` (its sort happens in memory).
+    """
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+        for table in (Base.metadata.tables[name] for name in _LOG_TABLES):
+            if not inspector.has_table(table.name):
+                continue
+            present = {index["name"] for index in inspector.get_indexes(table.name)}
+            present |= {unique["name"] for unique in inspector.get_unique_constraints(table.name)}
+            for index in table.indexes:
+                if index.name not in present:
+                    connection.execute(CreateIndex(index, if_not_exists=True))
+            for constraint in table.constraints:
+                if (engine.dialect.name == "postgresql" and isinstance(constraint, UniqueConstraint)
+                        and constraint.name not in present):
+                    # not AddConstraint: it marks the model's constraint as "added later", so every CREATE TABLE
+                    # after it in this process (a new SQLite store) would leave the constraint out
+                    columns = ", ".join(column.name for column in constraint.columns)
+                    connection.execute(text(f'ALTER TABLE {table.name} ADD CONSTRAINT "{constraint.name}" '
+                                            f"UNIQUE ({columns})"))

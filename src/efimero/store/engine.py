@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, Prog
 from sqlalchemy.orm import Session
 
 from efimero.errors import StoreError
-from efimero.store._migrate import migrate_v1, migrate_v2, migrate_v3, migrate_v4
+from efimero.store._migrate import create_secondary_indexes, migrate_v1, migrate_v2, migrate_v3, migrate_v4
 from efimero.store.models import SCHEMA_VERSION, Base, Meta
 
 if TYPE_CHECKING:
@@ -145,6 +145,7 @@ def _migrate(engine: Engine) -> None:
     if version in (1, 2, 3, 4):
         migrate_v4(engine)
     Base.metadata.create_all(engine)
+    create_secondary_indexes(engine)  # a bulk load killed before rebuilding them (efimero.store.load)
     with Session(engine) as session, session.begin():
         found = session.get(Meta, "schema_version")
         if found is None:

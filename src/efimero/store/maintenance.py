@@ -6,11 +6,12 @@ never locked out for longer than one batch takes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Engine, Result, Select, delete, or_, select
+from sqlalchemy import CursorResult, Engine, Result, Select, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -24,11 +25,15 @@ DEFAULT_BATCH = 5000
 
 @dataclass(frozen=True)
 class Deleted:
-    """Rows removed by a maintenance command."""
+    """Rows removed by a maintenance command (or, for a dry run, that it would remove)."""
 
     predictions: int
     interactions: int
     batches: int
+
+
+BatchProgress = Callable[[int, int], None]
+"""Called after each batch with the predictions and interactions it deleted."""
 
 
 def forget_user(engine: Engine, user_id: str, *, pepper: bytes, batch_size: int = DEFAULT_BATCH) -> Deleted:
@@ -40,43 +45,80 @@ def forget_user(engine: Engine, user_id: str, *, pepper: bytes, batch_size: int 
     legacy_salt = read_meta(engine, LEGACY_SALT_KEY)
     if legacy_salt is not None:
         hashes.append(user_hash(legacy_salt.encode(), user_id))
-    ids = select(InteractionRecord.prediction_id).where(InteractionRecord.user_hash.in_(hashes))
-    return _delete_in_batches(engine, ids, InteractionRecord.user_hash.in_(hashes), batch_size)
+    of_user = InteractionRecord.user_hash.in_(hashes)
+    ids = select(InteractionRecord.prediction_id).where(of_user).distinct().limit(batch_size)
+    return _delete_in_batches(engine, ids, select(InteractionRecord.id).where(of_user).limit(batch_size))
 
 
 def prune_older_than(engine: Engine, age: timedelta, *, batch_size: int = DEFAULT_BATCH,
-                     now: datetime | None = None) -> Deleted:
-    """Delete predictions created before ``now - age`` with their interactions, and older interactions."""
+                     now: datetime | None = None, dry_run: bool = False,
+                     progress: BatchProgress | None = None) -> Deleted:
+    """Delete predictions created before ``now - age`` with their interactions, then older interactions.
+
+    Each batch is its own short transaction over at most ``batch_size`` primary keys, found in time
+    order through the ``created_at`` / ``received_at`` indexes, so every batch costs the same however
+    large the store, and writers (which only insert new rows) never wait for more than one batch on
+    SQLite and not at all on PostgreSQL (row locks on old rows only). ``dry_run`` deletes nothing
+    and counts what would go (``batches`` 0).
+    """
     cutoff = (now or datetime.now(UTC)) - age
-    ids = select(PredictionRecord.prediction_id).where(PredictionRecord.created_at < cutoff)
-    return _delete_in_batches(engine, ids, InteractionRecord.received_at < cutoff, batch_size)
+    if dry_run:
+        return count_older_than(engine, cutoff)
+    ids = (select(PredictionRecord.prediction_id).where(PredictionRecord.created_at < cutoff)
+           .order_by(PredictionRecord.created_at).limit(batch_size))
+    old = (select(InteractionRecord.id).where(InteractionRecord.received_at < cutoff)
+           .order_by(InteractionRecord.received_at).limit(batch_size))
+    return _delete_in_batches(engine, ids, old, progress)
 
 
-def _delete_in_batches(
-    engine: Engine, prediction_ids: Select[str], interaction_filter: ColumnElement[bool], batch_size: int
-) -> Deleted:
-    """Delete predictions named by ``prediction_ids`` and interactions matching them or ``interaction_filter``."""
+def count_older_than(engine: Engine, cutoff: datetime) -> Deleted:
+    """What :func:`prune_older_than` would delete at ``cutoff``: old predictions, and the interactions that
+    are old or answer an old prediction (each counted once)."""
+    old_prediction = PredictionRecord.created_at < cutoff
+    try:
+        with Session(engine) as session:
+            predictions = session.scalar(select(func.count()).where(old_prediction)) or 0
+            old_logs = session.scalar(
+                select(func.count()).where(InteractionRecord.received_at < cutoff)) or 0
+            answering = session.scalar(
+                select(func.count()).select_from(InteractionRecord)
+                .join(PredictionRecord, PredictionRecord.prediction_id == InteractionRecord.prediction_id)
+                .where(old_prediction, InteractionRecord.received_at >= cutoff)) or 0
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot count old logs in the store: {_reason(exc)}") from exc
+    return Deleted(predictions, old_logs + answering, 0)
+
+
+def _delete_in_batches(engine: Engine, prediction_ids: Select[Any], interaction_ids: Select[Any],
+                       progress: BatchProgress | None = None) -> Deleted:
+    """Delete, a batch per transaction, the predictions ``prediction_ids`` selects with every interaction
+    answering them; once it selects none, the interactions ``interaction_ids`` selects. Both selects are
+    limited to one batch and are run again until they find nothing."""
     predictions = interactions = batches = 0
     try:
         while True:
             with Session(engine) as session, session.begin():
-                chosen = list(session.scalars(prediction_ids.distinct().limit(batch_size)))
-                removed_interactions = _rowcount(session.execute(
-                    delete(InteractionRecord).where(or_(
-                        InteractionRecord.prediction_id.in_(chosen),
-                        InteractionRecord.id.in_(_first_ids(interaction_filter, batch_size)),
-                    ))
-                ))
-                removed_predictions = _rowcount(session.execute(
-                    delete(PredictionRecord).where(PredictionRecord.prediction_id.in_(chosen))
-                ))
-            if not removed_interactions and not removed_predictions:
+                removed_predictions = removed_interactions = 0
+                chosen, logs = list(session.scalars(prediction_ids)), []
+                if chosen:
+                    removed_interactions = _rowcount(session.execute(
+                        delete(InteractionRecord).where(InteractionRecord.prediction_id.in_(chosen))))
+                    removed_predictions = _rowcount(session.execute(
+                        delete(PredictionRecord).where(PredictionRecord.prediction_id.in_(chosen))))
+                else:
+                    logs = list(session.scalars(interaction_ids))
+                    if logs:
+                        removed_interactions = _rowcount(session.execute(
+                            delete(InteractionRecord).where(InteractionRecord.id.in_(logs))))
+            if not chosen and not logs:
                 return Deleted(predictions, interactions, batches)
             predictions += removed_predictions
             interactions += removed_interactions
             batches += 1
+            if progress is not None:
+                progress(removed_predictions, removed_interactions)
     except SQLAlchemyError as exc:
-        raise StoreError(f"deleting from the store failed after {batches} batch(es): {exc}") from exc
+        raise StoreError(f"deleting from the store failed after {batches} batch(es): {_reason(exc)}") from exc
 
 
 def _rowcount(result: Result[Any]) -> int:
@@ -84,7 +126,6 @@ def _rowcount(result: Result[Any]) -> int:
     return cast("CursorResult[Any]", result).rowcount
 
 
-def _first_ids(interaction_filter: ColumnElement[bool], batch_size: int) -> Select[int]:
-    # A derived table: MySQL-style engines refuse a subquery on the table being deleted from.
-    inner = select(InteractionRecord.id).where(interaction_filter).limit(batch_size).subquery()
-    return select(inner.c.id)
+def _reason(exc: SQLAlchemyError) -> str:
+    """The database's own words, without the statement (it may list thousands of ids)."""
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0]

@@ -3,6 +3,7 @@ predictions and failed predictions of a window."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,9 +29,14 @@ _SESSION_INTERACTION_COLUMNS = (
 SESSION_COLUMNS = _SESSION_PREDICTION_COLUMNS + _SESSION_INTERACTION_COLUMNS
 
 
-def sessions(engine: Engine, *, start: datetime, end: datetime, min_session_duration_ms: int = 0) -> pd.DataFrame:
-    """Interactions whose visit happened in [start, end), each with the prediction it answered."""
-    query = (
+DEFAULT_CHUNK_ROWS = 10_000
+"""Rows per chunk when a window is streamed (:func:`iter_sessions`)."""
+
+
+def sessions_query(*, start: datetime, end: datetime, min_session_duration_ms: int = 0) -> Select[Any]:
+    """The window query of :func:`sessions`: the index on ``predictions.event_time`` finds the window, the one
+    on ``interactions.prediction_id`` its logs (``bench/results/2026-11-27-store-scale.txt`` shows the plans)."""
+    return (
         select(*(getattr(PredictionRecord, name) for name in _SESSION_PREDICTION_COLUMNS),
                *(getattr(InteractionRecord, name) for name in _SESSION_INTERACTION_COLUMNS))
         .join(InteractionRecord, InteractionRecord.prediction_id == PredictionRecord.prediction_id)
@@ -38,7 +44,33 @@ def sessions(engine: Engine, *, start: datetime, end: datetime, min_session_dura
                InteractionRecord.session_duration_ms >= min_session_duration_ms)
         .order_by(PredictionRecord.event_time, InteractionRecord.id)
     )
+
+
+def sessions(engine: Engine, *, start: datetime, end: datetime, min_session_duration_ms: int = 0) -> pd.DataFrame:
+    """Interactions whose visit happened in [start, end), each with the prediction it answered."""
+    query = sessions_query(start=start, end=end, min_session_duration_ms=min_session_duration_ms)
     return _frame(engine, query, SESSION_COLUMNS, "sessions")
+
+
+def iter_sessions(engine: Engine, *, start: datetime, end: datetime, min_session_duration_ms: int = 0,
+                  chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """:func:`sessions` in frames of at most ``chunk_rows`` rows, in the same order, read as they are consumed.
+
+    Memory stays bounded by a chunk: PostgreSQL streams the rows through a server-side cursor
+    (SQLAlchemy's ``yield_per``); SQLite's cursor steps through the result as it is fetched.
+    The read is one transaction, so the chunks are one consistent snapshot on PostgreSQL.
+
+    Raises:
+        StoreError: the store cannot be read (at the start or between chunks).
+    """
+    query = sessions_query(start=start, end=end, min_session_duration_ms=min_session_duration_ms)
+    try:
+        with Session(engine) as session:
+            result = session.execute(query, execution_options={"yield_per": chunk_rows})
+            for part in result.partitions():
+                yield pd.DataFrame([tuple(row) for row in part], columns=list(SESSION_COLUMNS))
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read sessions from the store: {exc}") from exc
 
 
 _DECISION_COLUMNS = ("prediction_id", "created_at", "event_time", "model_version", "arm", "context", "features",
