@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
+from efimero.cli._common import JSON_HELP, console, emit_json, progress_bar, reports_errors
 
 app = typer.Typer(help="Generate and validate training data.", no_args_is_help=True)
 
@@ -25,7 +26,9 @@ class UserPatterns(StrEnum):
 def generate(
     size: int = typer.Option(1000, min=1, help="Number of rows (visits) to generate."),
     output: Path = typer.Option(
-        Path("data/synthetic_training_data.csv"), help="Output file; .csv, .json or .parquet."
+        Path("data/synthetic_training_data.csv"),
+        help="Output file (.csv, .json or .parquet), or a directory without suffix (data/big/) for partitioned "
+        "Parquet written chunk by chunk in bounded memory.",
     ),
     seed: int = typer.Option(42, help="Random seed; the same seed gives the same bytes."),
     user_patterns: UserPatterns = typer.Option(UserPatterns.realistic, help="Distribution of visitors."),
@@ -35,11 +38,15 @@ def generate(
 ) -> None:
     """Generate synthetic visits with CSS targets from documented design rules."""
     from efimero._api import generate as generate_file
+    from efimero.data import is_partitioned
+    from efimero.data.generate import CHUNK_ROWS
 
-    result = generate_file(
-        size, output=output, seed=seed, pattern=user_patterns.value,
-        validate=validate, export_metadata=export_metadata,
-    )
+    chunks = -(-size // CHUNK_ROWS) if is_partitioned(output) else 0
+    with progress_bar(chunks, quiet=json_output) if chunks else nullcontext(None) as advance:
+        result = generate_file(
+            size, output=output, seed=seed, pattern=user_patterns.value,
+            validate=validate, export_metadata=export_metadata, progress=advance,
+        )
     if json_output:
         emit_json({"output": str(result.output), "rows": result.rows, "validated": validate,
                    "metadata_path": str(result.metadata_path) if result.metadata_path else None,
@@ -66,7 +73,9 @@ def generate(
 @app.command()
 @reports_errors
 def validate(
-    file: Path = typer.Argument(..., help="Training data file (.csv, .json or .parquet)."),
+    file: Path = typer.Argument(
+        ..., help="Training data file (.csv, .json or .parquet), or a directory of Parquet part files (read chunk "
+        "by chunk)."),
     allow_duplicates: bool = typer.Option(False, "--allow-duplicates", help="Accept duplicate rows."),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:

@@ -56,7 +56,8 @@ def drift(
     reference: list[Path] | None = typer.Option(
         None, "--reference", help="Reference data, e.g. the training file (.csv, .json or .parquet; repeat for "
         "several). \\[default: every training file of --models' live version]"),
-    current: Path = typer.Option(..., help="Current data to check against the reference."),
+    current: Path = typer.Option(..., help="Current data to check against the reference (a file, or a directory of "
+                                 "Parquet part files: then a seeded uniform sample of 200,000 rows is compared)."),
     models: Path | None = typer.Option(None, help="Registry whose live version weighs each feature by its importance "
                                        "(and gives the reference when --reference is not given)."),
     output: Path | None = typer.Option(None, help="Folder for drift.html, drift.json and one PNG per column."),
@@ -74,14 +75,14 @@ def drift(
     share is reported beside it); without, the unweighted share decides. Exits 0 whether or not
     drift is found (it is information) and 1 when the data cannot be used.
     """
-    from efimero.data import read_table
+    from efimero.data._parts import read_for_statistics
     from efimero.errors import DataError
     from efimero.monitor.drift import choose_reference, detect_drift, export_report
 
     chosen = choose_reference(reference or [], live_version(models))
     if chosen.frame is None:
         raise DataError(f"the reference data cannot be read: {chosen.problem}. Name it with --reference.")
-    ref, cur = chosen.frame, read_table(current)
+    ref, cur = chosen.frame, read_for_statistics(current)
     report = detect_drift(ref, cur, categorical=categorical or None, prediction_columns=prediction_column or None,
                           share_threshold=share_threshold, importance=chosen.importance)
     label = ", ".join(f.path.name for f in chosen.files) if reference else chosen.source
@@ -100,5 +101,8 @@ def drift(
     colour = "red" if report.dataset_drift else "yellow" if moved else "green"
     console.print(f"[bold {colour}]{report.verdict}[/]: {escape(report.summary)}", highlight=False)
     console.print(f"[dim]Rule: {report.rule}.[/]", highlight=False)
+    if current.is_dir() or any(Path(f.path).is_dir() for f in chosen.files):
+        console.print("[dim]A directory of Parquet part files is compared through a seeded uniform sample of at most "
+                      "200,000 of its rows: the statistics are those of the sample.[/]", highlight=False)
     if paths:
         console.print(f"[green]✓[/] report: {paths[0]} and {paths[1]}")

@@ -106,16 +106,26 @@ def incremental(
     learning_rate_factor: float = typer.Option(0.8, min=0.01, max=1.0, help="Scale of the original learning rate."),
     min_improvement: float = typer.Option(0.01, min=0.0, help="Relative gain needed to save a version."),
     backup_current: bool = typer.Option(False, "--backup-current", help="Back up the live version first."),
+    engine: str = typer.Option("local", help="local, or dask: append the trees with xgboost.dask (xgb_model=)."),
+    scheduler: str = typer.Option(None, help="Dask scheduler address for --engine dask. "
+                                  "\\[default: a new LocalCluster of 2 workers]"),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Continue boosting the live models on new data; keep the update only if it is better."""
     from efimero.config import IncrementalParameters
+    from efimero.errors import ConfigError
     from efimero.retrain import incremental as run_incremental
+    from efimero.training import DaskEngine
+
+    if engine not in ("local", "dask"):
+        raise ConfigError(f"--engine must be local or dask. Got {engine!r} instead.")
+    dask_engine = DaskEngine(scheduler=scheduler) if engine == "dask" or scheduler else None
 
     settings = IncrementalParameters(min_samples=min_samples, validation_split=validation_split,
                                      max_new_trees=max_new_trees, learning_rate_factor=learning_rate_factor,
                                      min_improvement_threshold=min_improvement)
-    _show(run_incremental(data, models=models, settings=settings, backup_current=backup_current), json_output)
+    _show(run_incremental(data, models=models, settings=settings, backup_current=backup_current,
+                          engine=dask_engine), json_output)
 
 
 @app.command("full")

@@ -22,6 +22,11 @@ class Tuner(StrEnum):
     optuna = "optuna"
 
 
+class Engine(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
 def _overrides(**flags: Any) -> dict[str, Any]:
     """Nested config overrides from the CLI flags that were given (None = not given)."""
     paths = {
@@ -94,7 +99,8 @@ def tuning_lines(tuning: dict[str, TuningResult]) -> list[str]:
 @reports_errors
 @tracked("train")
 def train(
-    data: Path = typer.Option(..., help="Training data (.csv, .json or .parquet)."),
+    data: Path = typer.Option(..., help="Training data (.csv, .json or .parquet), or a directory of Parquet part "
+                              "files."),
     output: Path = typer.Option(None, help="Registry directory. \\[default: registry.model_dir of the config, models]"),
     tune_hyperparams: bool = typer.Option(False, "--tune-hyperparams", help="Search hyperparameters by k-fold CV."),
     tuner: Tuner = typer.Option(None, help="Search method. \\[default: training.tuning.method, grid]"),
@@ -111,6 +117,14 @@ def train(
         None, help="Seed of splits and models. \\[default: training.data.random_state, 42]"),
     gpu: bool = typer.Option(False, "--gpu", help="Train on a CUDA GPU (XGBoost device='cuda')."),
     n_jobs: int = typer.Option(None, help="Threads per model, -1 for all cores. \\[default: training.n_jobs, -1]"),
+    engine: Engine = typer.Option(
+        Engine.local, help="local: one process; dask: xgboost.dask over the data's partitions (a directory of "
+        "Parquet part files), on a LocalCluster or --scheduler."),
+    scheduler: str = typer.Option(
+        None, help="Dask scheduler address (tcp://host:8786) for --engine dask. \\[default: a new LocalCluster]"),
+    workers: int = typer.Option(2, min=1, help="LocalCluster worker processes for --engine dask."),
+    worker_memory: str = typer.Option("2GiB", help="Memory limit of each LocalCluster worker (--engine dask); "
+                                      "workers spill to disk past 60 % of it."),
     config: Path = typer.Option(None, help="Training config YAML. "
                                 "\\[default: training.yaml in $EFIMERO_CONFIG_DIR, else config/, when present]"),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -119,7 +133,8 @@ def train(
     from efimero._api import train as train_version
     from efimero.config import load_training_config
     from efimero.schema import CSS_TASK
-    from efimero.training import total_steps
+    from efimero.training import DaskEngine, total_steps
+    from efimero.training._dask import dask_steps
 
     overrides = _overrides(
         cv_folds=cv_folds, test_size=test_size, random_state=random_state, n_jobs=n_jobs,
@@ -127,14 +142,18 @@ def train(
         study_storage=study_storage,
     )
     cfg = load_training_config(config, overrides=overrides)
-    steps = total_steps(CSS_TASK, cfg.training, tune_hyperparams=tune_hyperparams)
+    on_dask = engine is Engine.dask or scheduler is not None
+    dask_engine = DaskEngine(scheduler=scheduler, workers=workers, worker_memory=worker_memory) if on_dask else None
+    steps = (dask_steps(CSS_TASK) if on_dask else
+             total_steps(CSS_TASK, cfg.training, tune_hyperparams=tune_hyperparams))
     tuning = cfg.training.tuning
     if tune_hyperparams and tuning.method == "optuna" and not json_output:
         where = tuning.model_dump(mode="json")["storage"]  # password hidden
         console.print(f"Optuna studies in {escape(where)}: rerunning this command resumes them."
                       if where else "Optuna studies in memory: an interrupted run starts over.")
     with progress_bar(steps, quiet=json_output) as advance:
-        run = train_version(data, output=output, config=cfg, tune_hyperparams=tune_hyperparams, progress=advance)
+        run = train_version(data, output=output, config=cfg, tune_hyperparams=tune_hyperparams, progress=advance,
+                            engine=dask_engine)
     result = run.result
     if json_output:
         emit_json({"version": run.version, "models_dir": str(run.models_dir), "metrics": result.metrics,

@@ -36,6 +36,7 @@ inverse to the class frequencies, so every class label is about equally common.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -245,7 +246,8 @@ def _balance(rng: np.random.Generator, pool: pd.DataFrame, size: int) -> pd.Data
     return pool.iloc[np.sort(chosen)].reset_index(drop=True)
 
 
-def generate_dataset(size: int = 1000, *, seed: int = 42, pattern: Pattern = "realistic") -> pd.DataFrame:
+def generate_dataset(size: int = 1000, *, seed: int | Sequence[int] = 42,
+                     pattern: Pattern = "realistic") -> pd.DataFrame:
     """Generate ``size`` labelled visits; the same seed and pattern give the same rows.
 
     Example:
@@ -263,24 +265,72 @@ def generate_dataset(size: int = 1000, *, seed: int = 42, pattern: Pattern = "re
     return _generate_rows(rng, size, extreme=pattern == "extreme")
 
 
+CHUNK_ROWS = 250_000
+"""Rows per chunk (and part file) of a partitioned dataset."""
+
+
+def generate_chunks(size: int, *, seed: int = 42, pattern: Pattern = "realistic",
+                    chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """Generate ``size`` rows as chunks of ``chunk_rows``, one at a time (bounded memory).
+
+    Chunk ``i`` is generated from its own seed sequence ``(seed, i)``, so the rows depend only
+    on the seed, the pattern and the chunk size, never on the machine or on the other chunks;
+    ``balanced`` balances each chunk on its own.
+
+    Example:
+        >>> [len(chunk) for chunk in generate_chunks(5, seed=1, chunk_rows=2)]
+        [2, 2, 1]
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1. Got {chunk_rows} instead.")
+    for index, start in enumerate(range(0, size, chunk_rows)):
+        yield generate_dataset(min(chunk_rows, size - start), seed=[seed, index], pattern=pattern)
+
+
+class DatasetDescription:
+    """:func:`describe_dataset` accumulated chunk by chunk: counts, min, max and sums per column."""
+
+    def __init__(self, *, seed: int, pattern: str) -> None:
+        self.seed, self.pattern, self.rows = seed, pattern, 0
+        self.classes: dict[str, pd.Series] = {}
+        self.low: pd.Series | None = None
+        self.high: pd.Series | None = None
+        self.total: pd.Series | None = None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        numeric = frame.select_dtypes("number")
+        self.rows += len(frame)
+        for name in CSS_TASK.class_target_names:
+            counts = frame[name].value_counts()
+            self.classes[name] = counts if name not in self.classes else self.classes[name].add(counts, fill_value=0)
+        low, high, total = numeric.min(), numeric.max(), numeric.sum()
+        self.low = low if self.low is None else self.low.where(self.low <= low, low)
+        self.high = high if self.high is None else self.high.where(self.high >= high, high)
+        self.total = total if self.total is None else self.total + total
+
+    def to_dict(self) -> dict:
+        assert self.low is not None and self.high is not None and self.total is not None, "add() a chunk first"
+        return {
+            "generator_version": GENERATOR_VERSION,
+            "size": self.rows,
+            "seed": self.seed,
+            "pattern": self.pattern,
+            "class_frequencies": {
+                name: {str(k): int(v) for k, v in counts.sort_index().items()} for name, counts in self.classes.items()
+            },
+            "columns": {
+                name: {
+                    "min": float(self.low[name]),
+                    "mean": round(float(self.total[name]) / self.rows, 6),
+                    "max": float(self.high[name]),
+                }
+                for name in self.total.index
+            },
+        }
+
+
 def describe_dataset(frame: pd.DataFrame, *, seed: int, pattern: str) -> dict:
     """Metadata of a generated dataset: class frequencies and per-column min/mean/max."""
-    numeric = frame.select_dtypes("number")
-    return {
-        "generator_version": GENERATOR_VERSION,
-        "size": len(frame),
-        "seed": seed,
-        "pattern": pattern,
-        "class_frequencies": {
-            name: {str(k): int(v) for k, v in frame[name].value_counts().sort_index().items()}
-            for name in CSS_TASK.class_target_names
-        },
-        "columns": {
-            name: {
-                "min": float(numeric[name].min()),
-                "mean": round(float(numeric[name].mean()), 6),
-                "max": float(numeric[name].max()),
-            }
-            for name in numeric.columns
-        },
-    }
+    description = DatasetDescription(seed=seed, pattern=pattern)
+    description.add(frame)
+    return description.to_dict()

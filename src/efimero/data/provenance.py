@@ -28,6 +28,13 @@ class DataFile:
         return {"path": str(self.path), "sha256": self.sha256, "rows": self.rows}
 
 
+def fingerprint(path: Path) -> str:
+    """The sha256 of a data file, or of a partitioned dataset's part files (:func:`~efimero.data.sha256_dataset`)."""
+    from efimero.data._parts import sha256_dataset
+
+    return sha256_dataset(path) if path.is_dir() else sha256_file(path)
+
+
 def data_metadata(files: Sequence[tuple[str | Path, int]]) -> dict[str, Any]:
     """The metadata keys that record a version's training files, given (path, rows) per file.
 
@@ -35,7 +42,7 @@ def data_metadata(files: Sequence[tuple[str | Path, int]]) -> dict[str, Any]:
     still find a file; ``data_sha256`` is written only for a single file, so that no reader that
     checks ``data_file`` against it can take the first of several files for all of the data.
     """
-    entries = [DataFile(Path(path), sha256_file(Path(path)), int(rows)).to_dict() for path, rows in files]
+    entries = [DataFile(Path(path), fingerprint(Path(path)), int(rows)).to_dict() for path, rows in files]
     recorded: dict[str, Any] = {"data_files": entries, "data_file": entries[0]["path"]}
     if len(entries) == 1:
         recorded["data_sha256"] = entries[0]["sha256"]
@@ -60,8 +67,8 @@ def check_training_files(version: str, files: Sequence[DataFile]) -> str | None:
         if file.sha256 is None:
             return (f"version {version} records no sha256 for its training data {file.path}, so nothing shows "
                     "that the file still holds what it was trained on")
-        if not file.path.is_file():
+        if not (file.path.is_file() or file.path.is_dir()):
             return f"training data file {file.path} of version {version} is gone"
-        if sha256_file(file.path) != file.sha256:
+        if fingerprint(file.path) != file.sha256:
             return f"training data file {file.path} changed since version {version} was trained (its sha256 differs)"
     return None

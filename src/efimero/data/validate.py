@@ -13,12 +13,15 @@ Rules, all checked at once so one run lists every problem:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from efimero.data._parts import DEFAULT_BATCH_ROWS, is_partitioned, iter_part, parquet_parts
 from efimero.data._tables import read_table
 from efimero.errors import ROW_RULE, DataValidationError, ValidationFailure
 from efimero.schema import CSS_TASK, TabularTask
@@ -174,14 +177,132 @@ def validate_frame(
     return frame, report
 
 
+def _merge(failures: list[ValidationFailure], offset: int) -> dict[tuple[str, str], ValidationFailure]:
+    return {(f.column, f.rule): ValidationFailure(f.column, f.rule, [r + offset for r in f.rows], f.values, f.count)
+            for f in failures}
+
+
+def _combine(found: dict[tuple[str, str], ValidationFailure], more: dict[tuple[str, str], ValidationFailure]) -> None:
+    for key, failure in more.items():
+        if key in found:
+            old = found[key]
+            failure = ValidationFailure(old.column, old.rule, (old.rows + failure.rows)[:_MAX_EXAMPLES],
+                                        (old.values + failure.values)[:_MAX_EXAMPLES], old.count + failure.count)
+        found[key] = failure
+
+
+@dataclass(frozen=True)
+class PartCheck:
+    """What validating one Parquet part file found: its rows, the merged failures, a hash per valid row."""
+
+    part: Path
+    rows: int
+    failures: list[ValidationFailure]
+    hashes: np.ndarray
+
+
+def _part_batches(part: Path, task: TabularTask, found: dict[tuple[str, str], ValidationFailure],
+                  batch_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Validate one part file batch by batch: yield each valid batch, merge failures into ``found``."""
+    for offset, raw in iter_part(part, batch_rows=batch_rows):
+        try:
+            frame, _ = validate_frame(raw, task=task, source=str(part), allow_duplicates=True)
+        except DataValidationError as error:
+            _combine(found, _merge(error.failures, offset))
+            continue
+        if not found:
+            yield offset, frame
+
+
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def check_part(part: str | Path, *, task: TabularTask = CSS_TASK, batch_rows: int = DEFAULT_BATCH_ROWS) -> PartCheck:
+    """Validate one Parquet part file in batches (as a Dask worker does for its files).
+
+    Failures name the 1-based row inside ``part``; ``hashes`` (one 64-bit hash per row) let the
+    caller find duplicates across parts with :func:`check_duplicates`.
+    """
+    part = Path(part)
+    found: dict[tuple[str, str], ValidationFailure] = {}
+    hashes = [_row_hashes(frame) for _, frame in _part_batches(part, task, found, batch_rows)]
+    rows = sum(map(len, hashes))
+    return PartCheck(part, rows, list(found.values()), np.concatenate(hashes) if hashes else np.empty(0, np.uint64))
+
+
+def validated_chunks(
+    path: str | Path, *, task: TabularTask = CSS_TASK, allow_duplicates: bool = False,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """Validate a partitioned Parquet dataset batch by batch; yield each batch validated.
+
+    Every rule of :func:`validate_frame` holds per batch. Failures name the part file and the
+    1-based row inside it; the first part file with a problem is reported whole (all its batches)
+    and stops the reading. Duplicates are found across the whole dataset through one 64-bit
+    hash per row (8 bytes a row kept, not the rows), and named by file and row.
+
+    Raises:
+        DataValidationError: naming the part file, the rules broken, rows and values.
+    """
+    hashes: list[np.ndarray] = []
+    places: list[tuple[Path, int, int]] = []  # (part, first row in the part, rows) of each batch
+    for part in parquet_parts(path):
+        found: dict[tuple[str, str], ValidationFailure] = {}
+        for offset, frame in _part_batches(part, task, found, batch_rows):
+            if not allow_duplicates:
+                hashes.append(_row_hashes(frame))
+                places.append((part, offset, len(frame)))
+            yield frame
+        if found:
+            raise DataValidationError(str(part), list(found.values()))
+    if hashes:
+        check_duplicates(np.concatenate(hashes), places)
+
+
+def check_duplicates(hashes: np.ndarray, places: list[tuple[Path, int, int]]) -> None:
+    """Raise naming the first part file holding a row that repeats an earlier one.
+
+    ``hashes`` holds one hash per row in dataset order; ``places`` gives ``(part, first row in the
+    part, rows)`` of each run of rows, in the same order.
+
+    Raises:
+        DataValidationError: a row repeats an earlier one (file and 1-based rows named).
+    """
+    order = np.argsort(hashes, kind="stable")
+    repeats = np.sort(order[1:][hashes[order][1:] == hashes[order][:-1]])
+    if not repeats.size:
+        return
+    starts = np.cumsum([0] + [rows for _, _, rows in places])
+    batch = np.searchsorted(starts, repeats, side="right") - 1
+    part = places[int(batch[0])][0]
+    rows = [int(r - starts[b] + places[b][1]) for r, b in zip(repeats, batch, strict=True) if places[b][0] == part]
+    rule = "rows must be unique (each listed row repeats an earlier one, maybe in an earlier file)"
+    raise DataValidationError(str(part), _display_rows([_failure(ROW_RULE, rule, rows, [])]))
+
+
 def load_training_data(
     path: str | Path, *, task: TabularTask = CSS_TASK, allow_duplicates: bool = False
 ) -> tuple[pd.DataFrame, ValidationReport]:
-    """Read a CSV/JSON/Parquet training file and validate it.
+    """Read a CSV/JSON/Parquet training file, or a partitioned Parquet directory, and validate it.
 
     Example:
         >>> frame, report = load_training_data("data/synthetic_training_data.csv")  # doctest: +SKIP
     """
+    if is_partitioned(path):
+        frames = list(validated_chunks(path, task=task, allow_duplicates=allow_duplicates))
+        frame = pd.concat(frames, ignore_index=True)
+        return frame, ValidationReport(str(path), rows=len(frame), columns=len(task.columns))
     return validate_frame(
         read_table(path), task=task, source=str(path), allow_duplicates=allow_duplicates
     )
+
+
+def validate_dataset(
+    path: str | Path, *, task: TabularTask = CSS_TASK, allow_duplicates: bool = False
+) -> ValidationReport:
+    """Validate a file, or a partitioned Parquet directory chunk by chunk (bounded memory)."""
+    if not is_partitioned(path):
+        return load_training_data(path, task=task, allow_duplicates=allow_duplicates)[1]
+    rows = sum(len(frame) for frame in validated_chunks(path, task=task, allow_duplicates=allow_duplicates))
+    return ValidationReport(str(path), rows=rows, columns=len(task.columns))

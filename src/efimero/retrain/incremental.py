@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -42,12 +43,16 @@ from efimero.retrain._common import (
 )
 from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import ModelBundle, TrainedModel, evaluate, row_weights, stratify_by, summary_scores
+from efimero.training._dask import DaskEngine, continue_on_dask, dask_client
 from efimero.training._xgb import Runtime, booster_params
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 def _continue(model: TrainedModel, x: np.ndarray, frame: pd.DataFrame, weight: np.ndarray | None,
-              settings: IncrementalParameters, seed: int) -> TrainedModel:
-    """Add trees to one model on new rows (their labels are all in its label set)."""
+              settings: IncrementalParameters, seed: int, client: Client | None = None) -> TrainedModel:
+    """Add trees to one model on new rows (their labels are all in its label set), on Dask with ``client``."""
     params_type = ClassifierParams if model.kind == "classifier" else RegressorParams
     params = params_type.model_validate(model.params)
     native = booster_params(params, Runtime(seed=seed, n_jobs=-1))
@@ -59,8 +64,12 @@ def _continue(model: TrainedModel, x: np.ndarray, frame: pd.DataFrame, weight: n
     else:
         labels = (frame[model.targets].to_numpy(dtype=float) - model.target_mean) / model.target_scale
         native["eval_metric"] = "rmse"
-    matrix = xgb.DMatrix(x, label=labels, weight=weight)
-    booster = xgb.train(native, matrix, num_boost_round=settings.max_new_trees, xgb_model=model.booster.copy())
+    if client is not None:
+        booster = continue_on_dask(client, native, x, labels, weight, rounds=settings.max_new_trees,
+                                   booster=model.booster.copy())
+    else:
+        matrix = xgb.DMatrix(x, label=labels, weight=weight)
+        booster = xgb.train(native, matrix, num_boost_round=settings.max_new_trees, xgb_model=model.booster.copy())
     updated = copy.copy(model)
     updated.booster = booster
     updated.__post_init__()
@@ -96,8 +105,12 @@ def incremental(
     backup_current: bool = False,
     seed: int = 42,
     task: TabularTask = CSS_TASK,
+    engine: DaskEngine | None = None,
 ) -> RetrainResult:
     """Update the live version with new rows; save it only if it is better (see the module docstring).
+
+    With ``engine`` the trees are appended with ``xgboost.dask`` (``xgb_model=`` the live booster)
+    on the new rows spread over the Dask workers; reading, scoring and the decision stay here.
 
     Raises:
         UnseenLabelsError: a new file holds a class label the live version was never trained on.
@@ -117,11 +130,12 @@ def incremental(
     train_rows, holdout = train_test_split(frame, test_size=settings.validation_split, random_state=seed,
                                            stratify=stratify_by(frame, task.stratify_on))
     x = live.preprocessor.transform(train_rows[live.feature_names].to_numpy(dtype=float))
-    updated = ModelBundle(
-        preprocessor=live.preprocessor,
-        models={name: _continue(m, x, train_rows, row_weights(task, train_rows, m.targets), settings, seed)
-                for name, m in live.models.items()},
-    )
+    with dask_client(engine) if engine is not None else nullcontext() as client:
+        updated = ModelBundle(
+            preprocessor=live.preprocessor,
+            models={name: _continue(m, x, train_rows, row_weights(task, train_rows, m.targets), settings, seed,
+                                    client) for name, m in live.models.items()},
+        )
     result.rows |= {"train": len(train_rows), "holdout": len(holdout)}
     result.scores = {"new_holdout": {"current": score(live, holdout), "updated": score(updated, holdout)}}
     current, candidate = (result.scores["new_holdout"][k]["combined"] for k in ("current", "updated"))
@@ -143,6 +157,7 @@ def incremental(
         registry.backup(live.version)
     metadata = copy.deepcopy(live.metadata) | {
         "strategy": "incremental", "parent_version": live.version, "incremental": settings.model_dump(),
+        "engine": engine.describe() if engine is not None else {"name": "local"},
         "new_data_files": [str(p) for p in data], "rows": result.rows,
     }
     judged = evaluate(updated, holdout)

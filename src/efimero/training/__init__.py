@@ -1,12 +1,14 @@
 """Training: XGBoost models per target, tuning, cross-validation and test metrics."""
 
 from efimero.bundle import ClassPrediction, ModelBundle, Prediction, Preprocessor, TrainedModel
+from efimero.training._dask import DaskEngine, train_dask
 from efimero.training.fit import TrainingResult, row_weights, stratify_by, total_steps, train
 from efimero.training.metrics import evaluate, summary_scores
 from efimero.training.tune import TuningResult, cross_validate, tune
 
 __all__ = [
     "ClassPrediction",
+    "DaskEngine",
     "ModelBundle",
     "Prediction",
     "Preprocessor",
@@ -20,5 +22,6 @@ __all__ = [
     "summary_scores",
     "total_steps",
     "train",
+    "train_dask",
     "tune",
 ]

@@ -25,14 +25,14 @@ class Runtime:
     device: str = "cpu"
 
 
-def check_gpu() -> None:
-    """Fail with a clear message unless XGBoost really trains on a CUDA device here.
+def gpu_problem() -> str | None:
+    """Why XGBoost cannot train on a CUDA device in this process, or None when it can.
 
     Without a visible GPU XGBoost silently falls back to the CPU (with a warning), so the
     probe reads the device back from the trained booster's configuration.
     """
     if not xgb.build_info().get("USE_CUDA"):
-        raise TrainingError("--gpu needs an XGBoost build with CUDA support; this one has none. Drop --gpu.")
+        return "--gpu needs an XGBoost build with CUDA support; this one has none. Drop --gpu."
     probe = xgb.DMatrix(np.zeros((2, 1)), label=np.array([0.0, 1.0]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -40,10 +40,18 @@ def check_gpu() -> None:
             booster = xgb.train({"device": "cuda", "tree_method": "hist"}, probe, num_boost_round=1)
         except xgb.core.XGBoostError as exc:
             reason = str(exc).strip().splitlines()[0]
-            raise TrainingError(f"--gpu was given but CUDA training failed ({reason}). Drop --gpu.") from exc
+            return f"--gpu was given but CUDA training failed ({reason}). Drop --gpu."
     device = json.loads(booster.save_config())["learner"]["generic_param"]["device"]
     if not device.startswith("cuda"):
-        raise TrainingError("--gpu was given but XGBoost sees no CUDA GPU on this machine. Drop --gpu.")
+        return "--gpu was given but XGBoost sees no CUDA GPU on this machine. Drop --gpu."
+    return None
+
+
+def check_gpu() -> None:
+    """Fail with a clear message unless XGBoost really trains on a CUDA device here (:func:`gpu_problem`)."""
+    problem = gpu_problem()
+    if problem:
+        raise TrainingError(problem)
 
 
 def booster_params(params: ClassifierParams | RegressorParams, runtime: Runtime) -> dict[str, Any]:
@@ -101,6 +109,11 @@ def _boost(
         early_stopping_rounds=params.early_stopping_rounds,
         verbose_eval=False,
     )
+    return used_trees(booster)
+
+
+def used_trees(booster: xgb.Booster) -> xgb.Booster:
+    """The trees up to early stopping's best iteration (all of them when it did not stop early)."""
     used = booster.best_iteration + 1
     return booster[:used] if used < booster.num_boosted_rounds() else booster
 
@@ -119,7 +132,7 @@ WATCHED_METRIC = {"classifier": "validation-mlogloss", "regressor": "validation-
 """What ``callbacks`` of a fit with an eval set see each round, by model kind (the CV score's own metric)."""
 
 
-def _for_inference(booster: xgb.Booster) -> xgb.Booster:
+def for_inference(booster: xgb.Booster) -> xgb.Booster:
     """Predict on the CPU whatever the training device was (serving has no GPU)."""
     booster.set_param({"device": "cpu"})
     return booster
@@ -146,7 +159,7 @@ def fit_classifier(
         raise TrainingError(f"target {target!r} has a single label in the training rows; it needs at least two.")
     native = booster_params(params, runtime) | {"num_class": len(labels), "eval_metric": "mlogloss"}
     booster = _boost(native, params, x_train, y_train, eval_set, weight, callbacks=callbacks)
-    return TrainedModel(name, "classifier", [target], _for_inference(booster), params.model_dump(), labels=labels)
+    return TrainedModel(name, "classifier", [target], for_inference(booster), params.model_dump(), labels=labels)
 
 
 def fit_regressor(
@@ -173,6 +186,6 @@ def fit_regressor(
     booster = _boost(native, params, x_train, (y_train - mean) / scale, scaled_eval, weight,
                      callbacks=callbacks, custom_metric=mean_r2 if callbacks else None)
     return TrainedModel(
-        name, "regressor", list(targets), _for_inference(booster), params.model_dump(),
+        name, "regressor", list(targets), for_inference(booster), params.model_dump(),
         target_mean=mean, target_scale=scale,
     )

@@ -1,5 +1,9 @@
 """A registry version as the drift reference: every file it was trained on and what its model relies on.
 
+A partitioned Parquet directory is read as a seeded uniform sample of at most 200,000 rows
+(:func:`~efimero.data._parts.read_for_statistics`), never whole, so drift on 10 million rows
+runs in bounded memory; the statistics are then those of the sample.
+
 A version records its training data in ``metadata.json`` (:mod:`efimero.data.provenance`);
 :func:`~efimero.data.check_training_files` says why the files can no longer stand for the
 training data (none recorded, never hashed, gone, changed since).
@@ -21,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from efimero.data import DataFile, check_training_files, read_table, training_files
+from efimero.data import DataFile, check_training_files, training_files
+from efimero.data._parts import read_for_statistics
 
 if TYPE_CHECKING:
     from efimero.bundle import ModelBundle
@@ -58,7 +63,7 @@ def reference_of(bundle: ModelBundle) -> ReferenceData:
     """
     files = training_files(bundle.metadata)
     problem = check_training_files(str(bundle.version), files)
-    frame = None if problem else pd.concat([read_table(f.path) for f in files], ignore_index=True)
+    frame = None if problem else pd.concat([read_for_statistics(f.path) for f in files], ignore_index=True)
     return ReferenceData(f"version {bundle.version}", files, frame, feature_importance(bundle), problem)
 
 
@@ -69,7 +74,7 @@ def reference_from_files(paths: Sequence[str | Path], *,
     Raises:
         DataError: a file is missing or cannot be read.
     """
-    frames = [read_table(path) for path in paths]
+    frames = [read_for_statistics(path) for path in paths]
     files = [DataFile(Path(path), None, len(frame)) for path, frame in zip(paths, frames, strict=True)]
     return ReferenceData(", ".join(str(p) for p in paths), files, pd.concat(frames, ignore_index=True),
                          None if importance is None else dict(importance))
