@@ -1,16 +1,20 @@
 """How much does efimero add to one prediction over calling the XGBoost boosters directly?
 
-Trains a small registry version in a temporary folder, then times single predictions of
-realistic rows through four paths, interleaved call by call (in rotating order) so drift
-and cache effects hit all alike:
+Trains a small registry version in a temporary folder, compiles its trees (treelite +
+tl2cgen, `efimero models compile`), then times single predictions of realistic rows through
+five paths, interleaved call by call (in rotating order) so drift and cache effects hit all
+alike:
 
   (a) efimero.predict(row, models=dir)   module-level, cached; reads the `current` pointer per call
-  (b) bundle.predict(row)                a loaded ModelBundle: validation, scaling, one DMatrix, label mapping
+  (b) bundle.predict(row), XGBoost       a ModelBundle without compiled trees (efimero before #13):
+                                         validation, scaling, one DMatrix, label mapping
+  (e) bundle.predict(row), compiled      the same bundle with its compiled trees attached
   (c) raw inplace_predict                dict -> numpy row, standard scaling, booster.inplace_predict x4
   (d) raw DMatrix predict                the same, but one xgb.DMatrix(row) shared by booster.predict x4
 
-Reports p50/p95/p99/mean in microseconds and each path's ratio to (c). No absolute
-thresholds: the numbers depend on the machine, so compare ratios.
+Reports p50/p95/p99/mean in microseconds and each path's ratio to (c), then the time of
+``predict_outputs`` over batches of rows, compiled vs XGBoost (where COMPILED_MAX_ROWS comes
+from). No absolute thresholds: the numbers depend on the machine, so compare ratios.
 """
 
 from __future__ import annotations
@@ -26,8 +30,11 @@ import efimero
 import numpy as np
 import xgboost as xgb
 from efimero._api import train
+from efimero.bundle import COMPILED_MAX_ROWS
+from efimero.compiled import entries
 from efimero.config import load_training_config
 from efimero.data.generate import generate_dataset
+from efimero.registry import Registry
 from efimero.schema import FEATURE_NAMES
 
 from _common import print_environment, print_load_after, print_table
@@ -94,7 +101,14 @@ def main() -> None:
         started = time.perf_counter()
         run = train(data, output=models, config=config)
         print(f"trained version {run.version} on {args.rows} rows (cv_folds=0) in {time.perf_counter() - started:.1f} s")
+        compiled_report = Registry(models).compile()
+        print(f"compiled in {compiled_report.seconds:.1f} s ({compiled_report.toolchain}); "
+              f"max |compiled - XGBoost| on the verification sample {compiled_report.max_abs_diff:.1e}")
         bundle = efimero.load(models)
+        compiled = Registry(models).load()
+        assert compiled.inference == "compiled", compiled.inference
+        for model in bundle.models.values():
+            model.compiled = None
         trees = ", ".join(f"{name}={m.booster.num_boosted_rounds()}" for name, m in bundle.models.items())
         print(f"boosted rounds per model: {trees}")
 
@@ -105,7 +119,8 @@ def main() -> None:
         check_same_outputs(bundle, dmatrix, contexts[0])
         paths: dict[str, Callable[[Context], Any]] = {
             "(a) efimero.predict(row, models=dir)": lambda c: efimero.predict(c, models=models),
-            "(b) bundle.predict(row)": bundle.predict,
+            "(b) bundle.predict(row), XGBoost": bundle.predict,
+            "(e) bundle.predict(row), compiled": compiled.predict,
             "(c) raw: numpy scale + inplace_predict x4": inplace,
             "(d) raw: numpy scale + DMatrix predict x4": dmatrix,
         }
@@ -123,13 +138,46 @@ def main() -> None:
                 start = clock()
                 path(context)
                 samples[label].append(clock() - start)
+        batches = batch_times(bundle, compiled, np.array([[c[n] for n in bundle.feature_names] for c in contexts]))
 
     print(f"\n{args.n} single predictions per path after {args.warmup} warm-up calls (microseconds)\n")
     baseline_label = "(c) raw: numpy scale + inplace_predict x4"
     _, baseline = summarise(baseline_label, samples[baseline_label], None)
     rows = [summarise(label, values, baseline)[0] for label, values in samples.items()]
     print_table(["path", "p50 us", "p95 us", "p99 us", "mean us", "p50 vs (c)", "mean vs (c)"], rows)
+    before, after = samples["(b) bundle.predict(row), XGBoost"], samples["(e) bundle.predict(row), compiled"]
+    speedup = np.median(before) / np.median(after)
+    print(f"\ntarget: bundle.predict at least 3x faster than before (p50 of (b) / (e)): {speedup:.1f}x, "
+          f"{'met' if speedup >= 3 else 'NOT met'}")
+    print(f"\npredict_outputs over a batch, median of repeated calls (us); COMPILED_MAX_ROWS = {COMPILED_MAX_ROWS}\n")
+    print_table(["rows", "XGBoost us", "compiled us", "compiled / XGBoost"],
+                [[str(n), f"{x:.0f}", f"{c:.0f}", f"{c / x:.2f}"] for n, (x, c) in batches.items()])
     print_load_after()
+
+
+def batch_times(xgboost: efimero.training.ModelBundle, compiled: efimero.training.ModelBundle,
+                rows: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Median time of predict_outputs on n rows through XGBoost and through the compiled trees (forced)."""
+    times = {}
+    for n in (1, 16, 64, 128, 256, 1000):
+        batch = rows[:n]
+        scaled = compiled._scaled(batch)
+        converted = entries(scaled, len(compiled.feature_names))
+
+        def through_compiled(converted: np.ndarray = converted) -> None:
+            for model in compiled.models.values():
+                model.predict_compiled(converted)
+
+        medians = []
+        for run in (lambda batch=batch: xgboost.predict_outputs(batch), through_compiled):
+            spent = []
+            for _ in range(max(5, 2000 // n)):
+                start = time.perf_counter_ns()
+                run()
+                spent.append(time.perf_counter_ns() - start)
+            medians.append(float(np.median(spent)) / 1000)
+        times[n] = (medians[0], medians[1])
+    return times
 
 
 if __name__ == "__main__":

@@ -100,7 +100,6 @@ def test_guide_retraining_yaml_loads_with_its_values_and_warns_per_ignored_key()
         settings = load_retraining_config(path).retraining
     assert _ignored(record, path) == [
         "retraining.strategies.incremental.conditions.0.data_volume_trigger",
-        "retraining.data_collection.data_retention_days",
         "retraining.validation.performance_tests", "retraining.validation.quality_checks",
     ]
     triggers = settings.triggers

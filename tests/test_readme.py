@@ -56,8 +56,10 @@ NOT_RUN = {
 """Commands of the README that are not run, with the reason; their flags are checked all the same."""
 
 RUN_ORDER = [
-    "data generate", "data validate", "train", "train", "models list", "validate", "serve", "store forget",
-    "store prune", "deploy", "deployments", "deploy", "deploy", "rollback", "rollback", "analyze",
+    "data generate", "data validate", "train", "train", "models list", "models compile", "validate", "serve",
+    "store forget",
+    "store retain", "store retain", "store load-simulated",
+    "deploy", "deployments", "deploy", "deploy", "rollback", "rollback", "analyze",
     "data generate", "compare", "simulate", "collect", "collect", "drift", "drift", "monitor", "monitor",
     "rollout start", "rollout status", "rollout step", "rollout abort",
     "experiment start", "experiment status", "experiment stop", "explore set", "explore show", "evaluate-offline",

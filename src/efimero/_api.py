@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -14,15 +14,25 @@ from efimero import tracking
 from efimero._io import atomic_write_json, sha256_file
 from efimero.config import TrainingConfig, load_training_config
 from efimero.data import data_metadata, write_table
-from efimero.data.generate import Pattern, describe_dataset, generate_dataset
-from efimero.data.validate import ValidationReport, load_training_data, validate_frame
+from efimero.data._parts import is_partitioned, parquet_parts, sha256_dataset, write_parts
+from efimero.data.generate import (
+    CHUNK_ROWS,
+    DatasetDescription,
+    Pattern,
+    describe_dataset,
+    generate_chunks,
+    generate_dataset,
+)
+from efimero.data.validate import ValidationReport, load_training_data, validate_dataset, validate_frame
+from efimero.errors import TrainingError
 from efimero.registry import Registry
 from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import ModelBundle, Prediction, TrainingResult
 from efimero.training import train as train_models
+from efimero.training._dask import DaskEngine, train_dask
 from efimero.training.tune import ProgressCallback
 
-_LIBRARIES = ("efimero", "xgboost", "scikit-learn", "numpy", "pandas", "optuna", "pandera")
+_LIBRARIES = ("efimero", "xgboost", "scikit-learn", "numpy", "pandas", "optuna", "pandera", "dask", "distributed")
 
 
 @dataclass(frozen=True)
@@ -42,12 +52,19 @@ def generate(
     pattern: Pattern = "realistic",
     validate: bool = False,
     export_metadata: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> GenerateResult:
-    """Generate a synthetic training file (CSV, JSON or Parquet by suffix).
+    """Generate a synthetic training file (CSV, JSON or Parquet by suffix), or a partitioned dataset.
+
+    An ``output`` without a file suffix (``data/big/``) is a directory of Parquet part files,
+    generated and written one chunk at a time (:func:`generate_partitioned`).
 
     Example:
         >>> efimero.generate(500, output="data/small.csv", seed=1)  # doctest: +SKIP
     """
+    if is_partitioned(output):
+        return generate_partitioned(size, output=output, seed=seed, pattern=pattern, validate=validate,
+                                    export_metadata=export_metadata, progress=progress)
     frame = generate_dataset(size, seed=seed, pattern=pattern)
     report = validate_frame(frame, source=str(output))[1] if validate else None
     output = write_table(frame, output)
@@ -60,9 +77,49 @@ def generate(
     return GenerateResult(output, len(frame), description, metadata_path, report)
 
 
+def generate_partitioned(
+    size: int,
+    *,
+    output: str | Path,
+    seed: int = 42,
+    pattern: Pattern = "realistic",
+    validate: bool = False,
+    export_metadata: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: ProgressCallback | None = None,
+) -> GenerateResult:
+    """Generate ``size`` rows as a directory of Parquet part files, one chunk in memory at a time.
+
+    Each chunk is seeded from ``(seed, chunk index)`` (:func:`~efimero.data.generate.generate_chunks`),
+    so the same seed gives the same bytes; ``progress(description, 1)`` is called per chunk
+    written. The metadata (``<output>_metadata.json`` beside the directory) is accumulated chunk by
+    chunk and its ``sha256`` fingerprints the part files (:func:`~efimero.data.sha256_dataset`).
+
+    Example:
+        >>> efimero.generate(10_000_000, output="data/big/")  # doctest: +SKIP
+    """
+    output = Path(output)
+    description = DatasetDescription(seed=seed, pattern=pattern)
+    checked = ValidationReport(str(output), rows=0, columns=len(CSS_TASK.columns)) if validate else None
+    for part, frame in write_parts(generate_chunks(size, seed=seed, pattern=pattern, chunk_rows=chunk_rows), output):
+        if validate:
+            validate_frame(frame, source=str(part))
+        description.add(frame)
+        if progress:
+            progress(f"wrote {part.name}", 1)
+    metadata = description.to_dict() | {"sha256": sha256_dataset(output), "partitioned": True,
+                                        "part_files": len(parquet_parts(output)), "chunk_rows": chunk_rows}
+    metadata_path = None
+    if export_metadata:
+        metadata_path = output.with_name(f"{output.name}_metadata.json")
+        atomic_write_json(metadata_path, metadata)
+    report = replace(checked, rows=description.rows) if checked else None
+    return GenerateResult(output, description.rows, metadata, metadata_path, report)
+
+
 def validate_data(path: str | Path, *, allow_duplicates: bool = False) -> ValidationReport:
-    """Validate a training file against the schema; raises DataValidationError on failure."""
-    return load_training_data(path, allow_duplicates=allow_duplicates)[1]
+    """Validate a training file, or a partitioned dataset chunk by chunk; raises DataValidationError on failure."""
+    return validate_dataset(path, allow_duplicates=allow_duplicates)
 
 
 @dataclass(frozen=True)
@@ -93,8 +150,13 @@ def train(
     tune_hyperparams: bool = False,
     task: TabularTask = CSS_TASK,
     progress: ProgressCallback | None = None,
+    engine: DaskEngine | None = None,
 ) -> TrainRun:
     """Validate ``data``, train every model and save a new current version in the registry.
+
+    With ``engine`` (a :class:`~efimero.training.DaskEngine`) the models are trained with
+    ``xgboost.dask`` over the data's partitions (:func:`~efimero.training.train_dask`) and saved
+    as the same kind of version; ``metadata["engine"]`` records where.
 
     Inside an open tracking run (``efimero train --mlflow-uri``, or ``efimero.tracking.run("train")``)
     the tuning trials become nested runs, and the version is logged and registered in MLflow.
@@ -106,8 +168,17 @@ def train(
     """
     config = config or load_training_config()
     settings = config.training
-    frame, _ = load_training_data(data, task=task, allow_duplicates=settings.data.allow_duplicates)
-    result = train_models(frame, task=task, settings=settings, tune_hyperparams=tune_hyperparams, progress=progress)
+    if engine is not None:
+        if tune_hyperparams:
+            raise TrainingError("tuning runs on the local engine only: tune on a sample without --engine dask, "
+                                "then train on Dask with the tuned settings in the config.")
+        result = train_dask(data, task=task, settings=settings, engine=engine, progress=progress)
+        total_rows = result.n_rows["total"]
+    else:
+        frame, _ = load_training_data(data, task=task, allow_duplicates=settings.data.allow_duplicates)
+        result = train_models(frame, task=task, settings=settings, tune_hyperparams=tune_hyperparams,
+                              progress=progress)
+        total_rows = len(frame)
     metadata = {
         "task": task.name,
         "algorithm": "xgboost",
@@ -117,10 +188,11 @@ def train(
             for name, t in result.tuning.items()
         },
         "training_settings": settings.model_dump(mode="json"),
-        **data_metadata([(data, len(frame))]),
+        **data_metadata([(data, total_rows)]),
         "rows": result.n_rows,
         "training_duration_s": round(result.duration_s, 3),
         "library_versions": library_versions(),
+        "engine": engine.describe() if engine is not None else {"name": "local"},
     }
     models_dir = Path(output) if output is not None else config.registry.model_dir
     registry = Registry(models_dir)

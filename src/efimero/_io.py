@@ -130,3 +130,34 @@ def exclusive_lock(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def staged_directory(target: Path) -> Iterator[Path]:
+    """Build a directory in a hidden sibling and put it in ``target``'s place when the block ends.
+
+    The files written into the yielded staging directory become ``target`` only if the block
+    finishes; on an exception the staging directory is removed and ``target`` is left as it was.
+    An existing ``target`` is moved aside, replaced by a rename, then deleted, so readers see the
+    old directory or the new one, never a mix (a crash in between leaves the old one beside it).
+    """
+    import shutil
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    os.chmod(staging, _FILE_MODE | (_FILE_MODE & 0o444) >> 2)  # mkdtemp gives 0o700; a plain mkdir 0o777 & ~umask
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_dir(staging)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{os.getpid()}.old")
+        os.replace(target, old)
+    os.replace(staging, target)
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

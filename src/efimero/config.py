@@ -318,6 +318,8 @@ class Environment(_Strict):
     backup_enabled: bool = False
     rollback_enabled: bool = True
     max_versions_to_keep: int = Field(10, ge=2, description="Versions kept in the target (current and previous always)")
+    compile: bool = Field(False, description="Compile each deployed version's trees to a shared library (treelite + "
+                          "tl2cgen + gcc) for fast serving; a failed compile serves through XGBoost")
     performance_threshold: PerformanceThreshold = PerformanceThreshold()
     monitoring: MonitoringSettings = MonitoringSettings()
 
@@ -557,6 +559,8 @@ class DataCollection(_Strict):
     db_url: Annotated[str, ProjectRelative(sqlite=True)] = "sqlite:///data/efimero.db"
     min_session_duration: int = Field(10_000, ge=0, description="Shorter sessions are ignored (ms)")
     max_samples_per_collection: int = Field(10_000, ge=1)
+    data_retention_days: int = Field(
+        90, ge=1, le=36_500, description="`efimero store retain` deletes logs older than this many days")
     output_dir: ProjectPath = Path("data/production")
     labels: Literal["heuristic", "reward"] = Field(
         "heuristic", description="Training targets from behaviour rules, or the served labels weighted by reward / "
@@ -679,7 +683,6 @@ _RETRAINING_GUIDE = Dialect(
     hints={
         "retraining.strategies.incremental.conditions.data_volume_trigger": "Incremental retraining runs on any "
         "fired trigger while the model is recent and no full-retraining condition holds.",
-        "retraining.data_collection.data_retention_days": "Prune old logs with `efimero store prune --older-than`.",
         "retraining.validation.performance_tests": "Every retrained version passes the checks of `efimero validate`.",
         "retraining.validation.quality_checks": "Collected data is validated against the schema before retraining.",
         "retraining.notifications.True": "YAML 1.1 reads a bare `on` as true: quote the key, "

@@ -17,6 +17,9 @@ and keeps its traceback. The CLI catches ``EfimeroError`` once, prints it and ex
     ├── SimulationError              the visitor simulator cannot reach a ready service
     ├── ExperimentError              an experiment cannot start, be read or stop as asked
     │   └── ExperimentInputError     its data or settings cannot be analysed (also a ValueError)
+    ├── EstimatorError               an algorithm cannot be built, used or saved as asked (not fitted, no proba)
+    │   ├── UnknownAlgorithmError    no algorithm or task kind of that name, or not that pair (also a LookupError)
+    │   └── UntrustedModelError      a saved model holds types outside the allow-list; it is not loaded
     └── RegistryError                the model registry cannot do what was asked
         ├── VersionNotFoundError     (also a LookupError)
         ├── ModelIntegrityError      checksums or files do not match the manifest
@@ -190,6 +193,32 @@ class ExperimentError(EfimeroError):
 
 class ExperimentInputError(ExperimentError, ValueError):
     """An experiment's data or settings cannot be analysed (empty arm, NaN, mismatched lengths, bad level)."""
+
+
+class EstimatorError(EfimeroError):
+    """An estimator cannot do what was asked: used before fit, no probabilities for its task, a bad sidecar."""
+
+
+class UnknownAlgorithmError(EstimatorError, LookupError):
+    """An unknown algorithm or task kind, or a task the algorithm does not support; the message lists the valid ones."""
+
+
+class UntrustedModelError(EstimatorError):
+    """A saved scikit-learn model holds types outside efimero's allow-list, so it is refused rather than loaded.
+
+    ``types`` lists the types that are not trusted.
+    """
+
+    def __init__(self, path: str, types: list[str]) -> None:
+        self.path = path
+        self.types = types
+        super().__init__(
+            f"{path} holds types efimero does not trust: {format_list(types)}. It was not loaded: loading it "
+            "could run code. Retrain the model with efimero, or load it yourself only if you trust its source."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "path": self.path, "types": self.types}
 
 
 class RegistryError(EfimeroError):

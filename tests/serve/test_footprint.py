@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 TRAINING_ONLY = ("optuna", "shap", "matplotlib", "pandera", "efimero.training", "efimero.analysis", "efimero.retrain",
-                 "efimero.deploy", "efimero.gate", "mlflow")
+                 "efimero.deploy", "efimero.gate", "mlflow", "treelite", "tl2cgen")
 
 
 def test_the_service_and_its_command_import_nothing_training_needs_alone(registry_dir, tmp_path) -> None:

@@ -24,14 +24,14 @@ pytestmark = pytest.mark.slow
 class ServeProcess:
     """`efimero serve` in its own process group, so a SIGKILL takes every worker with it."""
 
-    def __init__(self, models: Path, db_url: str, *, workers: int = 1) -> None:
+    def __init__(self, models: Path, db_url: str, *, workers: int = 1, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [str(Path(sys.executable).parent / "efimero"), "serve", "--models", str(models), "--db", db_url,
                    "--port", str(self.port), "--workers", str(workers), "--no-access-log",
                    "--pepper-file", str(models.parent / "pepper")]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        start_new_session=True)
+                                        start_new_session=True, env={**os.environ, **(env or {})})
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -141,3 +141,50 @@ def test_two_servers_on_one_database_accept_each_others_predictions(registry_dir
         first.stop()
     assert (acknowledged, refused) == (200, 0)
     assert interactions_in(store_url) == 200
+
+
+def _counter(url: str, name: str) -> float:
+    """The sum of a counter's samples in one scrape, over a new connection (any worker may answer)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    scrape = httpx.get(f"{url}/metrics", headers={"Connection": "close"}, timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(scrape) for sample in family.samples
+               if sample.name == f"{name}_total")
+
+
+def test_every_worker_counts_in_every_scrape_and_follows_current(registry_dir, tmp_path) -> None:
+    """Two workers: /metrics sums both (multiprocess files, one per worker) and both hot-swap."""
+    from efimero.registry import Registry
+
+    root, versions = registry_dir
+    shared = tmp_path / "metrics"
+    server = ServeProcess(root, f"sqlite:///{tmp_path}/store.db", workers=2,
+                          env={"PROMETHEUS_MULTIPROC_DIR": str(shared)})
+    try:
+        no_reuse = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(limits=no_reuse, timeout=30) as http, ThreadPoolExecutor(4) as pool:
+            codes = list(pool.map(lambda _: http.post(f"{server.url}/v1/predict", json=PHONE_AT_NIGHT).status_code,
+                                  range(60)))
+        assert codes == [200] * 60
+        assert len({path.name for path in shared.glob("counter_*.db")}) == 2  # both workers answered
+        assert [_counter(server.url, "efimero_predictions") for _ in range(6)] == [60.0] * 6
+        written = 0.0
+        for _ in range(50):  # each worker copies its store counts at least every second
+            written = _counter(server.url, "efimero_store_records_written")
+            if written == 60:
+                break
+            time.sleep(0.2)
+        assert written == 60
+
+        Registry(root).set_current(versions[0])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            served = {httpx.get(f"{server.url}/v1/model", headers={"Connection": "close"}).json()["version"]
+                      for _ in range(10)}
+            if served == {versions[0]}:
+                break
+            time.sleep(0.2)
+        assert served == {versions[0]}
+    finally:
+        server.stop()
+    assert list(shared.glob("gauge_live*")) == []  # each worker took its gauges with it on the way out

@@ -11,11 +11,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, insert, text
 
 from efimero.errors import StoreError
 from efimero.registry.traffic import LIVE_ARM as TRAFFIC_LIVE_ARM
-from efimero.serve.metrics import StoreCollector
+from efimero.serve.metrics import StoreMetrics
 from efimero.store import (
     KINDS, LIVE_ARM, InteractionRecord, InteractionStore, PredictionRecord, RecordRefusedError, forget_user,
     end_after_newest_visit, latest_event_time, load_pepper, open_engine, prediction_errors, predictions,
@@ -76,7 +77,9 @@ def test_one_refused_row_fails_alone(store: InteractionStore) -> None:
     with pytest.raises(RecordRefusedError, match="refused"):
         bad.result(timeout=10)
     assert store.counts()["interactions"] == 10
-    exported = {sample.name: sample.value for family in StoreCollector(store).collect() for sample in family.samples
+    registry = CollectorRegistry()
+    StoreMetrics(store, registry)
+    exported = {sample.name: sample.value for family in registry.collect() for sample in family.samples
                 if sample.labels.get("kind", "interaction") == "interaction"}
     assert exported["efimero_store_records_failed_total"] == 1
     assert exported["efimero_store_records_written_total"] == 10

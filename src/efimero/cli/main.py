@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from efimero import __version__
-from efimero.cli import bandit, data, experiment, models, retrain, rollout, store
+from efimero.cli import bandit, data, experiment, models, retrain, rollout, store, usecase
 from efimero.cli.analyze import analyze
 from efimero.cli.compare import compare
 from efimero.cli.demo import demo
@@ -31,6 +31,7 @@ app.add_typer(rollout.app, name="rollout")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(store.app, name="store")
 app.add_typer(bandit.app, name="explore")
+app.add_typer(usecase.app, name="usecase")
 app.command()(train)
 app.command()(validate)
 app.command()(serve)

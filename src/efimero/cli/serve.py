@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +29,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     db: str = typer.Option("sqlite:///data/efimero.db", help="Interaction store URL (SQLite or postgresql://...)."),
-    workers: int = typer.Option(1, min=1, help="Worker processes (they share the store and verify each other's ids)."),
+    workers: int = typer.Option(1, min=1, help="Worker processes: they share the store, verify each other's ids, "
+                                "each follow the registry, and /metrics sums them (Prometheus multiprocess mode)."),
     poll_interval: float = typer.Option(1.0, min=0.05, help="Seconds between checks of the live pointer."),
     verify_interval: float = typer.Option(60.0, min=0.05, help="Seconds between checksum checks of the served files."),
     access_log: bool = typer.Option(True, help="One log line per request (no payloads)."),
@@ -83,15 +88,41 @@ def serve(
     load_pepper(settings.pepper_file, create=True)  # one pepper for every worker
     os.environ.update(settings.to_environ())  # the workers' settings: they inherit the environment
     console.print(f"serving [bold]{version}[/] from {settings.models_dir} on http://{host}:{port}/ (docs at /docs), "
-                  f"store {settings.db_url}")
+                  f"store {settings.db_url}" + (f", {workers} workers" if workers > 1 else ""))
     try:
-        uvicorn.run(
-            "efimero.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-            access_log=access_log, log_level="info", timeout_keep_alive=settings.keep_alive_timeout_s,
-        )
+        with _shared_metrics(workers):
+            uvicorn.run(
+                "efimero.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, log_level="info", timeout_keep_alive=settings.keep_alive_timeout_s,
+            )
     finally:
         if sync is not None:
             sync.stop()
+
+
+@contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, a fresh folder for their Prometheus values (multiprocess mode), removed at the end.
+
+    A folder the user named in $PROMETHEUS_MULTIPROC_DIR is used instead and emptied first:
+    values left by an earlier run would be added to this one's.
+    """
+    from efimero.serve.metrics import MULTIPROCESS_DIR_VARIABLE
+
+    if workers == 1:
+        yield
+        return
+    given_dir = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    folder = Path(given_dir) if given_dir else Path(tempfile.mkdtemp(prefix="efimero-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = str(folder)
+    try:
+        yield
+    finally:
+        if not given_dir:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _follow_alias(settings: ServeSettings, cache: Path | None) -> AliasSync | None:

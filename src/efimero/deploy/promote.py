@@ -72,14 +72,20 @@ class _Run:
             return f"{self.record.target} now points to {name} (was {previous or 'nothing'})"
         self.step("switch", action)
 
-    def step(self, name: str, action: Callable[[], str]) -> None:
-        """Run and record one step; an EfimeroError becomes DeployError, anything else propagates."""
+    def step(self, name: str, action: Callable[[], str], *, required: bool = True) -> None:
+        """Run and record one step; an EfimeroError becomes DeployError, anything else propagates.
+
+        A step that is not ``required`` (an optional speed-up) records its EfimeroError as a
+        failed step and lets the deployment go on.
+        """
         started = time.perf_counter()
         try:
             detail = action()
         except BaseException as exc:
             self.add(Step(name, False, _describe(exc), self._ms(started)))
             if isinstance(exc, EfimeroError):
+                if not required:
+                    return
                 raise DeployError(f"{name} failed: {exc}") from exc
             raise
         self.add(Step(name, True, detail, self._ms(started)))
@@ -221,7 +227,15 @@ def stage(
         return (f"{name} copied to {target.root}, checksums verified" if added
                 else f"{name} already in {target.root}")
     run.step("copy", copy)
+    if environment.compile:
+        run.step("compile", lambda: _compile(target, name), required=False)
     return added
+
+
+def _compile(target: Registry, name: str) -> str:
+    report = target.compile(name)
+    return (f"{len(report.models)} models compiled in {report.seconds:.1f} s, equal to XGBoost within "
+            f"{report.max_abs_diff:.1e} on the verification sample")
 
 
 def go_live(run: _Run, target: Registry, name: str, previous: str | None, environment: Environment) -> None:

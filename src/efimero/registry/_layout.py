@@ -9,12 +9,14 @@
       deployments.json           deployment log (written by efimero.deploy, read for fallbacks)
       traffic.json               candidate versions served beside current, with shares (optional)
       exploration.json           how the deployment explores its class labels (optional: greedy)
-      v_20261125_153000/         one version: never modified after creation
+      v_20261125_153000/         one version: never modified after creation (but for compiled/)
         MANIFEST.json            written last: sha256 of every other file
         models.json              index: feature names, each model's kind, targets, labels
         preprocessing.json       the scaler
         models/<name>.ubj        XGBoost native UBJSON, one per named model
         metrics.json  metadata.json
+        compiled/                optional, added later: the boosters as shared libraries with
+                                 their own COMPILED.json (checksums, platform); never trusted
       backups/<stamp>__<version>/   verified copies made before deployments and retraining
 """
 

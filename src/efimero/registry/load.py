@@ -20,14 +20,16 @@ import xgboost as xgb
 from efimero.bundle import ModelBundle, Preprocessor, TrainedModel
 from efimero.errors import ModelIntegrityError, RegistryFormatError, VersionNotFoundError
 from efimero.registry import _layout as layout
+from efimero.registry.compile import load_compiled
 from efimero.registry.manifest import read_json
 
 _XGBOOST_PREFIX = re.compile(r"^\[[^\]]*\]\s*\S+:\d+:\s*")
 """``[12:00:00] /build/path/src/file.cc:409: `` before XGBoost's own words."""
 
 
-def load_bundle(directory: Path, name: str) -> ModelBundle:
-    """Build the bundle of the version in ``directory`` (already verified against its manifest).
+def load_bundle(directory: Path, name: str, manifest: dict[str, Any]) -> ModelBundle:
+    """Build the bundle of the version in ``directory`` (already verified against ``manifest``),
+    with its compiled trees when they pass their own checks (:mod:`efimero.registry.compile`).
 
     Raises:
         RegistryFormatError: ``models.json``, ``preprocessing.json``, the metadata or the
@@ -60,6 +62,7 @@ def load_bundle(directory: Path, name: str) -> ModelBundle:
         version=name,
         metadata=_mapping(directory / layout.METADATA),
         metrics=_mapping(directory / layout.METRICS),
+        inference=load_compiled(directory, models, manifest),
     )
 
 

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from efimero._io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from efimero.bundle import ModelBundle
 from efimero.errors import RegistryError, RegistryFormatError, VersionNotFoundError, format_list
 from efimero.registry import _layout as layout
+from efimero.registry.compile import CompileReport, compile_version
 from efimero.registry.exploration import ExplorationPolicy, read_exploration, write_exploration
 from efimero.registry.load import load_bundle
 from efimero.registry.manifest import read_json, verify, write_manifest
@@ -204,8 +206,24 @@ class Registry:
         """
         name = self.resolve(version)
         directory = self.root / name
-        verify(directory)
-        return load_bundle(directory, name)
+        return load_bundle(directory, name, verify(directory))
+
+    def compile(self, version: str | None = None, *, compiler: str = "gcc",
+                progress: Callable[[str], None] | None = None) -> CompileReport:
+        """Compile a version's boosters to shared libraries (``compiled/``), the fast path of serving.
+
+        ``progress`` is called with each model's name once it is compiled.
+
+        Raises:
+            VersionNotFoundError: no such version.
+            ModelIntegrityError: the version's files do not match its manifest.
+            RegistryError: the toolchain is missing or the compiled trees differ from XGBoost.
+        """
+        with exclusive_lock(self.root / layout.LOCK):
+            name = self.resolve(version)
+            directory = self.root / name
+            bundle = load_bundle(directory, name, verify(directory))
+            return compile_version(directory, bundle.models, compiler=compiler, progress=progress)
 
     # -- writing -----------------------------------------------------------------------
     def save(

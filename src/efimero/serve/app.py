@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -17,7 +18,7 @@ from efimero.serve.errors import EXCEPTION_HANDLERS
 from efimero.serve.feature_store import FeatureStore, FeatureStoreOptions
 from efimero.serve.guards import BodyGuardMiddleware, RateLimitMiddleware
 from efimero.serve.holder import ModelHolder
-from efimero.serve.metrics import MetricsMiddleware, ServiceMetrics, StoreCollector
+from efimero.serve.metrics import MetricsMiddleware, ServiceMetrics, StoreMetrics, multiprocess
 from efimero.serve.monitoring import MonitorLoop
 from efimero.serve.routes import admin, dashboard, interactions, ops, pages, predict, style
 from efimero.serve.settings import ServeSettings, load_serve_settings
@@ -53,8 +54,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         holder.start()
         app.state.store, app.state.holder = store, holder
         app.state.monitor = monitor = _monitor_loop(settings, engine, holder.registry, metrics)
-        store_metrics = StoreCollector(store)
-        metrics.registry.register(store_metrics)
+        app.state.store_metrics = store_metrics = StoreMetrics(store, metrics.registry)
+        store_metrics.start()
         try:
             if feature_store is not None:
                 await feature_store.open(pepper)
@@ -62,12 +63,16 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         finally:
             if feature_store is not None:
                 await feature_store.close()
-            metrics.registry.unregister(store_metrics)
             if monitor is not None:
                 monitor.stop()
             holder.stop()
             store.close()
+            store_metrics.stop()
             engine.dispose()
+            if multiprocess():  # this worker's gauges leave the aggregate with it
+                from prometheus_client import multiprocess as shared
+
+                shared.mark_process_dead(os.getpid())
 
     app = FastAPI(
         title="efimero",

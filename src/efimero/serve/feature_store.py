@@ -190,8 +190,8 @@ class FeatureStore:
             "server's history served), miss (none kept yet), unavailable (Redis failing or skipped)",
             ["outcome"], registry=registry,
         )
-        self.up = Gauge("efimero_feature_store_up", "1 while the last feature-store call succeeded",
-                        registry=registry)
+        self.up = Gauge("efimero_feature_store_up", "1 while the last feature-store call succeeded (in every worker)",
+                        registry=registry, multiprocess_mode="livemin")
 
     async def open(self, pepper: bytes) -> None:
         """Connect (lazily: a Redis that is down at start only degrades the service) and check it once."""

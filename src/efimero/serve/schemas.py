@@ -242,6 +242,10 @@ class ModelInfo(BaseModel):
         None, description="Set when an earlier version is served because current cannot be loaded"
     )
     watcher_alive: bool = Field(..., description="Whether the service still follows the registry's current pointer")
+    inference: str = Field(
+        "xgboost", description="How single predictions run: 'compiled' (the version's trees compiled to machine code, "
+        "checked against XGBoost at load) or 'xgboost (why not compiled)'"
+    )
     metadata: dict[str, Any] = Field(..., description="The version's metadata; absolute paths reduced to base names")
     traffic: list[ArmInfo] = Field(
         default_factory=list, description="Candidate versions served beside the live one (empty: all traffic is live)"

@@ -31,6 +31,7 @@ def model_info(
         last_error=holder.last_error,
         fallback=holder.fallback,
         watcher_alive=holder.watching,
+        inference=holder.public(bundle.inference),
         metadata=holder.public(bundle.metadata),
         metrics=bundle.metrics.get("summary", {}),
         traffic=_arms(holder),
@@ -106,6 +107,8 @@ def readyz(
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(service_metrics: Annotated[ServiceMetrics, Depends(get_metrics)]) -> Response:
-    """Requests and latency per route, predictions per version and class, errors, the store writer's counts."""
-    return Response(generate_latest(service_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request, service_metrics: Annotated[ServiceMetrics, Depends(get_metrics)]) -> Response:
+    """Requests and latency per route, predictions per version and class, errors, the store writer's counts:
+    of every worker of `efimero serve --workers N`, whichever answers."""
+    request.app.state.store_metrics.sync()
+    return Response(generate_latest(service_metrics.exposed()), media_type=CONTENT_TYPE_LATEST)

@@ -26,8 +26,7 @@ from efimero.bundle import ModelBundle, Prediction
 from efimero.context import event_time, features_of, features_of_many
 from efimero.css import class_key, css_variables
 from efimero.schema import FEATURE_NAMES
-from efimero.serve.deps import get_metrics, get_routing, get_store
-from efimero.serve.feature_store import FeatureStore, get_feature_store
+from efimero.serve.deps import Serving, get_serving
 from efimero.serve.holder import Routing
 from efimero.serve.metrics import ServiceMetrics
 from efimero.serve.schemas import BatchPredictRequest, BatchPredictResponse, PredictRequest, PredictResponse
@@ -35,10 +34,7 @@ from efimero.store import InteractionStore
 
 router = APIRouter(prefix="/v1", tags=["predict"])
 
-Routes = Annotated[Routing, Depends(get_routing)]
-Store = Annotated[InteractionStore, Depends(get_store)]
-Metrics = Annotated[ServiceMetrics, Depends(get_metrics)]
-History = Annotated[FeatureStore | None, Depends(get_feature_store)]
+Serve = Annotated[Serving, Depends(get_serving)]
 
 
 def _visitor_key(request: PredictRequest, prediction_id: str) -> str:
@@ -102,11 +98,10 @@ def _count(metrics: ServiceMetrics, responses: list[PredictResponse]) -> None:
 
 
 @router.post("/predict", response_model=PredictResponse, summary="Style for one page view")
-async def predict(
-    request: PredictRequest, routing: Routes, store: Store, metrics: Metrics, history: History
-) -> Response:
+async def predict(request: PredictRequest, serving: Serve) -> Response:
     """Turn the raw browser context into the 19 features and predict the CSS classes and variables."""
     started = time.perf_counter()
+    routing, store, history = serving.routing, serving.store, serving.history
     prediction_id = store.ids.issue()
     if history is not None:  # --feature-store: the visitor's server-side history wins over the client's
         request = await history.personalise(request, prediction_id)
@@ -119,15 +114,13 @@ async def predict(
         raise
     latency_ms = (time.perf_counter() - started) * 1000
     response = _respond(request, prediction_id, arm, features, prediction, store, latency_ms, routing)
-    _count(metrics, [response])
+    _count(serving.metrics, [response])
     # Already a validated PredictResponse: serialise it once instead of letting FastAPI re-validate it.
     return Response(response.model_dump_json(), media_type="application/json")
 
 
 @router.post("/predict/batch", response_model=BatchPredictResponse, summary="Styles for many page views")
-async def predict_batch(
-    body: BatchPredictRequest, request: Request, routing: Routes, store: Store, metrics: Metrics, history: History
-) -> BatchPredictResponse:
+async def predict_batch(body: BatchPredictRequest, request: Request, serving: Serve) -> BatchPredictResponse:
     """Predict many contexts in one vectorised pass per arm; each gets its own prediction_id and log record.
 
     The work runs in a worker thread, off the event loop, so health checks and single
@@ -139,11 +132,12 @@ async def predict_batch(
             "type": "too_long", "loc": ("body", "contexts"),
             "msg": f"contexts must hold at most {limit} items. Got {len(body.contexts)} instead.",
         }])
+    history = serving.history
     contexts = body.contexts if history is None else await history.personalise_many(body.contexts)
-    responses = await run_in_threadpool(_predict_many, contexts, routing, store)
+    responses = await run_in_threadpool(_predict_many, contexts, serving.routing, serving.store)
     if history is not None:
         await history.remember_many(contexts, [response.prediction_id for response in responses])
-    _count(metrics, responses)
+    _count(serving.metrics, responses)
     return BatchPredictResponse(predictions=responses)
 
 
