@@ -39,9 +39,7 @@ class CompiledTrees:
 
     def __init__(self, library: Path, n_features: int) -> None:
         self.library = library
-        # PyDLL keeps the GIL through the call: a call takes microseconds, and releasing the GIL for
-        # it let the store's writer thread take it, so a prediction waited out the writer's batch.
-        handle = ctypes.PyDLL(str(library))
+        handle = ctypes.CDLL(str(library))
         self._predict = handle.predict
         self._predict.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
         self._predict.restype = None

@@ -95,8 +95,8 @@ def test_an_altered_library_is_refused_before_it_is_opened(compiled_copy: Regist
     library = next((compiled_copy.path() / COMPILED_DIR).glob("*.so"))
     library.write_bytes(library.read_bytes() + b"\0")
     opened = []
-    real_dll = ctypes.PyDLL
-    monkeypatch.setattr(ctypes, "PyDLL", lambda path, *a, **k: opened.append(Path(path).name) or real_dll(path))
+    real_dll = ctypes.CDLL
+    monkeypatch.setattr(ctypes, "CDLL", lambda path, *a, **k: opened.append(Path(path).name) or real_dll(path))
     bundle = compiled_copy.load()
     assert bundle.inference.startswith("xgboost (compiled trees refused:")
     assert f"{library.name}: checksum mismatch" in bundle.inference
