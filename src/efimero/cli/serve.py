@@ -1,4 +1,4 @@
-"""`efimero serve`: the prediction API, the interaction log and the demo page."""
+"""`efimero serve`: the prediction API, the interaction log, the demo page and any use cases (`--usecase`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
-from efimero.cli._common import console, given, reports_errors
+from efimero.cli._common import console, err_console, given, reports_errors
 from efimero.cli._tracking import tracked
 
 if TYPE_CHECKING:
@@ -60,8 +61,15 @@ def serve(
     mlflow_cache: Path | None = typer.Option(
         None, help="With --models models:/<name>@<alias>: the local registry that holds the versions downloaded "
         "from MLflow, verified. \\[default: models/mlflow/<name>@<alias>]"),
+    usecase: list[str] | None = typer.Option(
+        None, "--usecase", metavar="KEY", help="Also serve this use case's production version at POST "
+        "/v1/usecases/KEY/predict (and /predict/batch), with its own request schema; repeat for several. Without a "
+        "CSS model in --models, only the use cases answer."),
+    usecases_models: Path = typer.Option(Path("models/usecases"), help="Use-case registry to serve --usecase from "
+                                         "(as `efimero usecase train --models`)."),
 ) -> None:
-    """Serve /v1/predict, /v1/interactions, /v1/model, /healthz, /readyz, /metrics and the demo page at /.
+    """Serve /v1/predict, /v1/interactions, /v1/model, /healthz, /readyz, /metrics, the demo page at /, and
+    /v1/usecases/KEY/predict for each --usecase.
 
     A flag given wins over its EFIMERO_SERVE_* variable (EFIMERO_SERVE_DB_URL, ...), which wins over the default.
     With --models models:/<name>@<alias>, a thread keeps a local registry on the version the alias
@@ -69,7 +77,6 @@ def serve(
     """
     import uvicorn
 
-    from efimero.registry import Registry
     from efimero.serve.settings import load_serve_settings
     from efimero.store import load_pepper, open_engine
 
@@ -79,16 +86,21 @@ def serve(
         body_timeout_s="body_timeout",
         keep_alive_timeout_s="keep_alive_timeout", commit_timeout_s="commit_timeout", user_id_pepper_file="pepper_file",
         monitor_interval_s="monitor_interval", monitor_clock="monitor_clock", retraining_config="retraining_config",
+        usecases="usecase", usecases_models_dir="usecases_models",
     ))
+    served = _check_usecases(settings)  # fail now, with a message, rather than in a worker
     sync = _follow_alias(settings, mlflow_cache)
     if sync is not None:  # the workers serve the local registry that the sync keeps on the alias
         settings = settings.model_copy(update={"models_dir": sync.cache.root})
-    version = Registry(settings.models_dir).resolve()  # fail now, with a message, rather than in a worker
+    version = _css_version(settings, serving_usecases=bool(served))
     open_engine(settings.db_url).dispose()  # create or migrate the schema once, before the workers start
     load_pepper(settings.pepper_file, create=True)  # one pepper for every worker
     os.environ.update(settings.to_environ())  # the workers' settings: they inherit the environment
-    console.print(f"serving [bold]{version}[/] from {settings.models_dir} on http://{host}:{port}/ (docs at /docs), "
-                  f"store {settings.db_url}" + (f", {workers} workers" if workers > 1 else ""))
+    what = f"[bold]{version}[/] from {settings.models_dir}" if version else "no CSS model"
+    console.print(f"serving {what} on http://{host}:{port}/ (docs at /docs), store {settings.db_url}"
+                  + (f", {workers} workers" if workers > 1 else ""))
+    for line in served:
+        console.print(f"serving use case {line}")
     try:
         with _shared_metrics(workers):
             uvicorn.run(
@@ -98,6 +110,32 @@ def serve(
     finally:
         if sync is not None:
             sync.stop()
+
+
+def _check_usecases(settings: ServeSettings) -> list[str]:
+    """One line per use case to serve (key, version, algorithm, route); raises if one has no production version."""
+    if not settings.usecases:
+        return []
+    from efimero.serve.usecases import resolve_usecases
+
+    served = resolve_usecases(settings.usecases_models_dir, settings.usecases, max_batch=settings.usecase_max_batch)
+    return [f"[bold]{case.key}[/] {case.entry['version']} ({case.entry['algorithm']}) from "
+            f"{escape(str(settings.usecases_models_dir))} at POST {case.path}" for case in served]
+
+
+def _css_version(settings: ServeSettings, *, serving_usecases: bool) -> str | None:
+    """The CSS registry's current version; None, with a warning, when it has none and use cases are served."""
+    from efimero.errors import VersionNotFoundError
+    from efimero.registry import Registry
+
+    try:
+        return Registry(settings.models_dir).resolve()
+    except VersionNotFoundError as exc:
+        if not serving_usecases:
+            raise
+        err_console.print(f"[yellow]no CSS model:[/] {escape(str(exc))} /v1/predict answers 503 and /readyz "
+                          "'not ready' until one is trained; the use cases are served.", highlight=False)
+        return None
 
 
 @contextmanager

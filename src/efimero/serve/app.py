@@ -21,8 +21,9 @@ from efimero.serve.guards import BodyGuardMiddleware, RateLimitMiddleware
 from efimero.serve.holder import ModelHolder
 from efimero.serve.metrics import MetricsMiddleware, ServiceMetrics, StoreMetrics, multiprocess
 from efimero.serve.monitoring import MonitorLoop
-from efimero.serve.routes import admin, dashboard, interactions, ops, pages, predict, style
+from efimero.serve.routes import admin, dashboard, interactions, ops, pages, predict, style, usecases
 from efimero.serve.settings import ServeSettings, load_serve_settings
+from efimero.serve.usecases import resolve_usecases
 from efimero.store import InteractionStore, load_pepper, open_engine
 
 if TYPE_CHECKING:
@@ -31,19 +32,28 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/v1/predict", "/v1/predict/batch", "/v1/style.css", "/v1/interactions"})
-"""The routes visitors' browsers call: the ones a rate limit applies to."""
+"""The routes visitors' browsers call: the ones a rate limit applies to (with each served use case's predictions)."""
 
 
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
     """Build the service. The model and the database open in the lifespan, not at import.
 
+    With ``settings.usecases``, each use case's production version is resolved here, since its
+    request schema shapes its routes (one without a production version raises
+    :class:`~efimero.errors.VersionNotFoundError`); its model loads, checksums verified, in the lifespan.
+
     Example:
         >>> app = create_app(ServeSettings(models_dir="models/", db_url="sqlite:///data/efimero.db"))
     """
     settings = settings or load_serve_settings()  # defaults < EFIMERO_SERVE_* variables
+    # Each use case's production version and request schema now (its routes need them), its model in the lifespan.
+    served = resolve_usecases(settings.usecases_models_dir, settings.usecases, max_batch=settings.usecase_max_batch) \
+        if settings.usecases else []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for case in served:  # checksums verified; a version that fails stops the start, before anything opens
+            case.load()
         engine = open_engine(settings.db_url)
         pepper = load_pepper(settings.pepper_file, create=True)
         store = InteractionStore(engine, pepper=pepper)
@@ -83,6 +93,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
+    app.state.usecases = {case.key: case for case in served}
     app.state.metrics = metrics = ServiceMetrics()
     # Server-side visitor history (off by default); it connects in the lifespan, on the serving loop.
     app.state.feature_store = feature_store = (
@@ -95,16 +106,20 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     for router in (predict.router, style.router, interactions.router, ops.router, pages.router, dashboard.router,
                    admin.router):
         app.include_router(router)
+    if served:
+        app.include_router(usecases.router_for(served))
     static = resources.files("efimero.serve").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    usecase_limits = {path: limit for case in served
+                      for path, limit in case.body_limits(settings.max_body_bytes).items()}
     app.add_middleware(
         BodyGuardMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
-        limits={"/v1/predict/batch": settings.max_batch_body_bytes},
+        limits={"/v1/predict/batch": settings.max_batch_body_bytes, **usecase_limits},
     )
     if settings.rate_limit:
         app.add_middleware(
             RateLimitMiddleware, limit=settings.rate_limit, storage_uri=settings.rate_limit_storage,
-            paths=PUBLIC_PATHS,
+            paths=PUBLIC_PATHS | frozenset(usecase_limits),
         )
     known_paths = frozenset(getattr(route, "path", "") for route in app.routes)
     app.add_middleware(MetricsMiddleware, metrics=metrics, known_paths=known_paths)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from efimero._settings import ENV_NONE, Settings, load
 from efimero.store import DEFAULT_URL, PEPPER_ENV, default_pepper_file
@@ -69,6 +69,22 @@ class ServeSettings(Settings):
         None, description="retraining.yaml holding the monitoring rules. Default: the config directory's, when present",
     )
 
+    usecases: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Use cases whose production version is also served at /v1/usecases/<key>/predict; "
+        "a variable lists them with commas (EFIMERO_SERVE_USECASES=breast_cancer,wine)",
+    )
+    usecases_models_dir: Path = Field(
+        Path("models/usecases"), description="Use-case registry the use cases are served from",
+    )
+    usecase_max_batch: int = Field(1000, ge=1, description="Most rows per /v1/usecases/<key>/predict/batch request")
+
+    @field_validator("usecases", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
     @field_validator("rate_limit")
     @classmethod
     def _parseable_rate_limit(cls, value: str | None) -> str | None:
@@ -107,8 +123,15 @@ class ServeSettings(Settings):
         `efimero serve` sets them before uvicorn starts its workers, which inherit the environment.
         """
         prefix = self.model_config.get("env_prefix") or ""
-        return {f"{prefix}{name}".upper(): ENV_NONE if value is None else str(value)
+        return {f"{prefix}{name}".upper(): _environ_value(value)
                 for name, value in self.model_dump(mode="json").items()}
+
+
+def _environ_value(value: Any) -> str:
+    """A setting as its variable holds it: ``null`` for None, a list with commas (use-case keys hold none)."""
+    if value is None:
+        return ENV_NONE
+    return ",".join(value) if isinstance(value, list) else str(value)
 
 
 def load_serve_settings(overrides: Mapping[str, Any] | None = None) -> ServeSettings:
