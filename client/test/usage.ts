@@ -16,6 +16,8 @@ const prediction: Prediction | null = await adapt({
 if (prediction) applyStyle(prediction, { prefers_reduced_motion: true }, { groups: ["density"] });
 setConsent(true);
 rate(4, "more contrast, please");
-// @ts-expect-error: a class group the service does not predict
-void adapt({ groups: ["colour"] });
+// A site's own style tokens name their own class groups.
+void adapt({ groups: ["layout", "accent"] });
+// @ts-expect-error: groups are named, not numbered
+void adapt({ groups: [1] });
 export { snippet };

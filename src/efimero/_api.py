@@ -13,6 +13,8 @@ from typing import Any
 from efimero import tracking
 from efimero._io import atomic_write_json, sha256_file
 from efimero.config import TrainingConfig, load_training_config
+from efimero.css import DEFAULT_TOKENS, StyleTokens
+from efimero.css import METADATA_KEY as TOKENS_METADATA_KEY
 from efimero.data import data_metadata, write_table
 from efimero.data._parts import is_partitioned, parquet_parts, sha256_dataset, write_parts
 from efimero.data.generate import (
@@ -26,7 +28,6 @@ from efimero.data.generate import (
 from efimero.data.validate import ValidationReport, load_training_data, validate_dataset, validate_frame
 from efimero.errors import TrainingError
 from efimero.registry import Registry
-from efimero.schema import CSS_TASK, TabularTask
 from efimero.training import ModelBundle, Prediction, TrainingResult
 from efimero.training import train as train_models
 from efimero.training._dask import DaskEngine, train_dask
@@ -53,20 +54,22 @@ def generate(
     validate: bool = False,
     export_metadata: bool = False,
     progress: ProgressCallback | None = None,
+    tokens: StyleTokens = DEFAULT_TOKENS,
 ) -> GenerateResult:
     """Generate a synthetic training file (CSV, JSON or Parquet by suffix), or a partitioned dataset.
 
     An ``output`` without a file suffix (``data/big/``) is a directory of Parquet part files,
-    generated and written one chunk at a time (:func:`generate_partitioned`).
+    generated and written one chunk at a time (:func:`generate_partitioned`). ``tokens`` are the
+    site's style tokens whose targets the rows carry (:func:`~efimero.data.generate.generate_dataset`).
 
     Example:
         >>> efimero.generate(500, output="data/small.csv", seed=1)  # doctest: +SKIP
     """
     if is_partitioned(output):
         return generate_partitioned(size, output=output, seed=seed, pattern=pattern, validate=validate,
-                                    export_metadata=export_metadata, progress=progress)
-    frame = generate_dataset(size, seed=seed, pattern=pattern)
-    report = validate_frame(frame, source=str(output))[1] if validate else None
+                                    export_metadata=export_metadata, progress=progress, tokens=tokens)
+    frame = generate_dataset(size, seed=seed, pattern=pattern, tokens=tokens)
+    report = validate_frame(frame, source=str(output), task=tokens.task)[1] if validate else None
     output = write_table(frame, output)
     description = describe_dataset(frame, seed=seed, pattern=pattern)
     description["sha256"] = sha256_file(output)
@@ -87,6 +90,7 @@ def generate_partitioned(
     export_metadata: bool = False,
     chunk_rows: int = CHUNK_ROWS,
     progress: ProgressCallback | None = None,
+    tokens: StyleTokens = DEFAULT_TOKENS,
 ) -> GenerateResult:
     """Generate ``size`` rows as a directory of Parquet part files, one chunk in memory at a time.
 
@@ -100,10 +104,11 @@ def generate_partitioned(
     """
     output = Path(output)
     description = DatasetDescription(seed=seed, pattern=pattern)
-    checked = ValidationReport(str(output), rows=0, columns=len(CSS_TASK.columns)) if validate else None
-    for part, frame in write_parts(generate_chunks(size, seed=seed, pattern=pattern, chunk_rows=chunk_rows), output):
+    checked = ValidationReport(str(output), rows=0, columns=len(tokens.task.columns)) if validate else None
+    chunks = generate_chunks(size, seed=seed, pattern=pattern, chunk_rows=chunk_rows, tokens=tokens)
+    for part, frame in write_parts(chunks, output):
         if validate:
-            validate_frame(frame, source=str(part))
+            validate_frame(frame, source=str(part), task=tokens.task)
         description.add(frame)
         if progress:
             progress(f"wrote {part.name}", 1)
@@ -117,9 +122,11 @@ def generate_partitioned(
     return GenerateResult(output, description.rows, metadata, metadata_path, report)
 
 
-def validate_data(path: str | Path, *, allow_duplicates: bool = False) -> ValidationReport:
-    """Validate a training file, or a partitioned dataset chunk by chunk; raises DataValidationError on failure."""
-    return validate_dataset(path, allow_duplicates=allow_duplicates)
+def validate_data(path: str | Path, *, allow_duplicates: bool = False,
+                  tokens: StyleTokens = DEFAULT_TOKENS) -> ValidationReport:
+    """Validate a training file, or a partitioned dataset chunk by chunk, against the columns of
+    ``tokens``' task; raises DataValidationError on failure."""
+    return validate_dataset(path, allow_duplicates=allow_duplicates, task=tokens.task)
 
 
 @dataclass(frozen=True)
@@ -148,11 +155,15 @@ def train(
     output: str | Path | None = None,
     config: TrainingConfig | None = None,
     tune_hyperparams: bool = False,
-    task: TabularTask = CSS_TASK,
+    tokens: StyleTokens = DEFAULT_TOKENS,
     progress: ProgressCallback | None = None,
     engine: DaskEngine | None = None,
 ) -> TrainRun:
     """Validate ``data``, train every model and save a new current version in the registry.
+
+    The models predict ``tokens``' targets (a site's own style tokens, :mod:`efimero.css`); the
+    version carries the tokens in ``metadata["style_tokens"]``, so that serving, the JS client and
+    collection follow it.
 
     With ``engine`` (a :class:`~efimero.training.DaskEngine`) the models are trained with
     ``xgboost.dask`` over the data's partitions (:func:`~efimero.training.train_dask`) and saved
@@ -168,6 +179,7 @@ def train(
     """
     config = config or load_training_config()
     settings = config.training
+    task = tokens.task
     if engine is not None:
         if tune_hyperparams:
             raise TrainingError("tuning runs on the local engine only: tune on a sample without --engine dask, "
@@ -181,6 +193,7 @@ def train(
         total_rows = len(frame)
     metadata = {
         "task": task.name,
+        TOKENS_METADATA_KEY: tokens.to_dict(),
         "algorithm": "xgboost",
         "hyperparameters": result.hyperparameters,
         "tuning": {

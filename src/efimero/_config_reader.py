@@ -12,13 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, TypeVar, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from efimero.errors import ConfigError
+from efimero.errors import ConfigError, format_list
 
 _Key = tuple[str, ...]
 
@@ -298,3 +298,52 @@ def read_config(source: Path, model: type[BaseModel], dialect: Dialect | None = 
     content = reader.read(_read_yaml(source), model)
     return ConfigFile(source, content, [(key, reader.hint(key)) for key in reader.ignored], reader.read_as,
                       reader.typos)
+
+
+class KeyedError(ValueError):
+    """A cross-field problem that belongs to one nested key (pydantic would report it at the root).
+
+    Raise it from a model validator: :func:`load_strict` names its ``loc``, not the model's root.
+    """
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+MAX_REPORTED_PROBLEMS = 5
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_strict(source: str | Path, model: type[M], what: str) -> M:
+    """Read and validate a declaration file (a use case, a site's style tokens) where every key counts.
+
+    Unlike the layered config, an unknown key is refused rather than ignored: in a declaration
+    a misspelt key would silently fall back to a default.
+
+    Raises:
+        ConfigError: naming the file and each dotted key at fault (at most
+            :data:`MAX_REPORTED_PROBLEMS`, then how many more), e.g.
+            ``usecases/churn.yaml: algorithms.0.grid.max_depth: Input should be a valid list``.
+    """
+    path = Path(source)
+    file = read_config(path, model)
+    if file.ignored:
+        keys = [key for key, _ in file.ignored]
+        top = f" The top-level keys are {', '.join(model.model_fields)}." if all("." not in k for k in keys) else ""
+        raise ConfigError(f"{path}: {format_list(keys)}: not a key of {what}; remove it or fix its spelling.{top}")
+    try:
+        return model.model_validate(file.content)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(str(part) for part in err["loc"])
+            cause = err.get("ctx", {}).get("error")
+            if isinstance(cause, KeyedError):
+                loc = tuple(str(part) for part in cause.loc)
+            message = str(cause) if cause is not None else err["msg"]
+            problems.append(f"{path}: {file.name(loc) if loc else 'file'}: {message}{file.suggestion(loc)}")
+        more = len(problems) - MAX_REPORTED_PROBLEMS
+        raise ConfigError("; ".join(problems[:MAX_REPORTED_PROBLEMS]) + (f" ({more} more)" if more > 0 else "")) \
+            from None

@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 
 from efimero.config import ValidationSettings
+from efimero.css import tokens_of
 from efimero.data.generate import generate_dataset
 from efimero.data.validate import load_training_data
 from efimero.errors import MAX_LISTED, EfimeroError, UnseenLabelsError, ValidationFailure
 from efimero.registry import Registry
-from efimero.schema import CSS_TASK, TabularTask
+from efimero.schema import TabularTask
 from efimero.training import ModelBundle, evaluate, summary_scores
 
 SAMPLE_SEED = 20261125
@@ -165,10 +166,12 @@ def run_validation(
     version: str | None = None,
     test_data: str | Path | None = None,
     settings: ValidationSettings | None = None,
-    task: TabularTask = CSS_TASK,
+    task: TabularTask | None = None,
     recorded_metrics: bool = False,
 ) -> GateReport:
     """Run the validation suite on one version (the current one by default).
+
+    ``task`` defaults to the one of the style tokens the version was trained on (:func:`efimero.css.tokens_of`).
 
     Example:
         >>> report = run_validation("models/", test_data="data/test.csv")  # doctest: +SKIP
@@ -182,6 +185,7 @@ def run_validation(
     except EfimeroError as exc:
         return GateReport(str(models_dir), version, [CheckResult("loading", False, str(exc))])
     checks = [CheckResult("loading", True, f"{bundle.version}: {len(bundle.models)} models, checksums verified")]
+    task = task or tokens_of(bundle.metadata).task
     samples = generate_dataset(settings.latency_samples, seed=SAMPLE_SEED)[task.feature_names]
     checks.append(_check_predictions(bundle, samples, task))
     checks.append(_check_latency(bundle, samples, settings))

@@ -3,7 +3,8 @@
 A :class:`TabularTask` names the feature columns, the class targets (each with its allowed
 labels) and the regression targets (each with its range and unit). Training, the registry,
 data validation and prediction only ever see a ``TabularTask``; :data:`CSS_TASK` is the one
-efimero ships with: 19 visitor-context features, 3 CSS classes and 8 CSS variables.
+efimero ships with: 19 visitor-context features, and the 3 CSS classes and 8 CSS variables
+of its default style tokens (:mod:`efimero.css`); a site's own tokens give a task of their own.
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ class TabularTask:
     """Name of the one multi-output model that predicts every regression target."""
     weight_column: str | None = "sample_weight"
     """Optional column of per-row training weights (> 0); absent means every row counts 1."""
+
+    def __post_init__(self) -> None:
+        names = [*self.columns, *self.weight_columns]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"every feature and target needs its own column name. Got {', '.join(repeated)} twice.")
 
     def target_weight_column(self, target: str) -> str | None:
         """The optional column of one class target's own weights (≥ 0), e.g. ``sample_weight__css_class_theme``.
@@ -119,45 +126,15 @@ CSS_FEATURES: tuple[Feature, ...] = (
     _binary("accessibility_needs", "Asked for more contrast, less motion or larger text"),
 )
 
-CSS_CLASS_TARGETS: tuple[ClassTarget, ...] = (
-    ClassTarget(
-        "css_class_density",
-        ("densidad-baja", "densidad-media", "densidad-alta"),
-        "How much content fits on screen",
-    ),
-    ClassTarget(
-        "css_class_font",
-        ("fuente-sans", "fuente-serif", "fuente-mono", "fuente-grande"),
-        "Font family preset",
-    ),
-    ClassTarget(
-        "css_class_theme",
-        ("tema-claro", "tema-oscuro", "tema-alto-contraste"),
-        "Colour theme",
-    ),
-)
+# The task's targets come from the default style tokens (efimero/tokens/efimero.yaml), which build
+# it from the classes above: imported last, so that a first import of either module finds them.
+from efimero.css import DEFAULT_TOKENS  # noqa: E402
 
-CSS_REGRESSION_TARGETS: tuple[RegressionTarget, ...] = (
-    RegressionTarget("font_size_base", 10, 32, "px", "Base font size"),
-    RegressionTarget("line_height_base", 1.0, 2.5, "", "Base line height (unitless)"),
-    RegressionTarget("spacing_base", 2, 32, "px", "Base spacing unit"),
-    RegressionTarget("border_radius_base", 0, 32, "px", "Base corner radius"),
-    RegressionTarget("color_primary_h", 0, 360, "deg", "Primary colour hue"),
-    RegressionTarget("color_primary_s", 0, 100, "%", "Primary colour saturation"),
-    RegressionTarget("color_primary_l", 0, 100, "%", "Primary colour lightness"),
-    RegressionTarget("animation_duration", 0, 2_000, "ms", "Base animation duration"),
-)
+CSS_TASK: TabularTask = DEFAULT_TOKENS.task
+"""The ephemeral-frontend task: visitor context → the default tokens' 3 CSS classes and 8 CSS variables."""
 
-CSS_TASK = TabularTask(
-    name="css",
-    features=CSS_FEATURES,
-    class_targets=CSS_CLASS_TARGETS,
-    regression_targets=CSS_REGRESSION_TARGETS,
-    stratify_on="css_class_theme",
-    regression_model="css_variables",
-)
-"""The ephemeral-frontend task: visitor context → 3 CSS classes and 8 CSS variables."""
-
+CSS_CLASS_TARGETS: tuple[ClassTarget, ...] = CSS_TASK.class_targets
+CSS_REGRESSION_TARGETS: tuple[RegressionTarget, ...] = CSS_TASK.regression_targets
 FEATURE_NAMES: list[str] = CSS_TASK.feature_names
 CLASS_TARGET_NAMES: list[str] = CSS_TASK.class_target_names
 REGRESSION_TARGET_NAMES: list[str] = CSS_TASK.regression_target_names

@@ -33,7 +33,7 @@ from typing import Any
 
 from fastapi.staticfiles import StaticFiles
 
-from efimero.css import CSS_VARIABLES
+from efimero.css import DEFAULT_TOKENS
 from efimero.serve import ServeSettings
 from tests.serve.conftest import LiveServer
 
@@ -101,7 +101,7 @@ PROBE = """(() => {
     if (t < 10000) requestAnimationFrame(frame);
   }
   requestAnimationFrame(frame);
-})();""".replace("VARIABLE_NAMES", json.dumps([name for name, _ in CSS_VARIABLES.values()]))
+})();""".replace("VARIABLE_NAMES", json.dumps(DEFAULT_TOKENS.properties))
 """Installed before the page's own scripts: records every frame, layout shifts and nothing else."""
 
 SUMMARY = """() => {

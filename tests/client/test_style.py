@@ -32,7 +32,9 @@ def test_phone_and_desktop_hints_get_their_own_cacheable_style(client) -> None:
         assert "max-age=300" in response.headers["cache-control"] and "public" in response.headers["cache-control"]
     phone_style, desktop_style = declarations(phone.text), declarations(desktop.text)
     assert phone_style["--efimero-density"] == "densidad-baja" and desktop_style["--efimero-density"] != "densidad-baja"
-    assert set(phone_style) == set(desktop_style) == {"--efimero-density", "--efimero-font", "--efimero-theme",
+    assert phone_style["--efimero-groups"] == "density font theme"
+    assert set(phone_style) == set(desktop_style) == {"--efimero-groups", "--efimero-density", "--efimero-font",
+                                                      "--efimero-theme",
                                                       "--font-size-base", "--line-height-base", "--spacing-base",
                                                       "--border-radius-base", "--color-primary-h", "--color-primary-s",
                                                       "--color-primary-l", "--animation-duration"}
@@ -52,7 +54,7 @@ def test_the_same_hints_get_the_same_stylesheet_and_none_is_stored(client) -> No
 
 def test_groups_and_variables_choose_what_is_carried(client) -> None:
     response = client.get("/v1/style.css", params={"groups": "theme", "variables": "--font-size-base"}, headers=PHONE)
-    assert set(declarations(response.text)) == {"--efimero-theme", "--font-size-base"}
+    assert set(declarations(response.text)) == {"--efimero-groups", "--efimero-theme", "--font-size-base"}
     assert "prefers-reduced-motion" not in response.text  # no animation variable, nothing to zero
 
 

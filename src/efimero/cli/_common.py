@@ -6,7 +6,8 @@ import functools
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -15,12 +16,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from efimero.errors import EfimeroError
 
+if TYPE_CHECKING:
+    from efimero.css import StyleTokens
+
 console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 JSON_HELP = "Print the result as JSON on stdout (nothing else goes to stdout)."
+
+TOKENS_HELP = ("A site's style tokens (YAML: class groups and CSS variables, like config/tokens/editorial.yaml). "
+               "\\[default: efimero's own, 3 class groups and 8 variables]")
+
+
+def style_tokens(path: Path | None) -> StyleTokens:
+    """The tokens of ``--tokens``, or efimero's default tokens when it is not given."""
+    from efimero.css import DEFAULT_TOKENS, load_tokens
+
+    return DEFAULT_TOKENS if path is None else load_tokens(path)
 
 
 def emit_json(payload: Any) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from efimero.cli._common import JSON_HELP, console, emit_json, progress_bar, reports_errors
+from efimero.cli._common import JSON_HELP, TOKENS_HELP, console, emit_json, progress_bar, reports_errors, style_tokens
 
 app = typer.Typer(help="Generate and validate training data.", no_args_is_help=True)
 
@@ -34,9 +34,11 @@ def generate(
     user_patterns: UserPatterns = typer.Option(UserPatterns.realistic, help="Distribution of visitors."),
     validate: bool = typer.Option(False, "--validate", help="Validate the data before writing it."),
     export_metadata: bool = typer.Option(False, "--export-metadata", help="Also write <output>_metadata.json."),
+    tokens: Path = typer.Option(None, help=TOKENS_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Generate synthetic visits with CSS targets from documented design rules."""
+    """Generate synthetic visits with CSS targets: the design rules for efimero's tokens, a fixed seeded
+    teacher for a site's own (--tokens)."""
     from efimero._api import generate as generate_file
     from efimero.data import is_partitioned
     from efimero.data.generate import CHUNK_ROWS
@@ -45,7 +47,7 @@ def generate(
     with progress_bar(chunks, quiet=json_output) if chunks else nullcontext(None) as advance:
         result = generate_file(
             size, output=output, seed=seed, pattern=user_patterns.value,
-            validate=validate, export_metadata=export_metadata, progress=advance,
+            validate=validate, export_metadata=export_metadata, progress=advance, tokens=style_tokens(tokens),
         )
     if json_output:
         emit_json({"output": str(result.output), "rows": result.rows, "validated": validate,
@@ -77,12 +79,13 @@ def validate(
         ..., help="Training data file (.csv, .json or .parquet), or a directory of Parquet part files (read chunk "
         "by chunk)."),
     allow_duplicates: bool = typer.Option(False, "--allow-duplicates", help="Accept duplicate rows."),
+    tokens: Path = typer.Option(None, help=TOKENS_HELP),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Validate a training file against the schema (columns, dtypes, ranges, labels, NaN, duplicates)."""
     from efimero._api import validate_data
 
-    report = validate_data(file, allow_duplicates=allow_duplicates)
+    report = validate_data(file, allow_duplicates=allow_duplicates, tokens=style_tokens(tokens))
     if json_output:
         emit_json({"valid": True, **asdict(report)})
         return

@@ -34,8 +34,8 @@ def collect(
     reference: list[Path] | None = typer.Option(
         None, "--reference", help="Training data of the live model (repeat for several files). "
         "\\[default: every training file of --models' live version]"),
-    models: Path = typer.Option(Path("models"), help="Registry whose live version gives the reference and the "
-                                "feature importance that weighs the drift share."),
+    models: Path = typer.Option(Path("models"), help="Registry whose live version gives the style tokens of the "
+                                "rows, the reference and the feature importance that weighs the drift share."),
     export_metadata: bool = typer.Option(False, "--export-metadata", help="Also write <output>_metadata.json."),
     labels: str = typer.Option("heuristic", help="heuristic: targets from behaviour rules (the guidelines'); "
                                "reward: the served labels of every logged decision, each class head weighted by "
@@ -48,17 +48,19 @@ def collect(
     from efimero.cli.drift import live_version
     from efimero.collect import collect as run_collect
     from efimero.config import load_retraining_config
+    from efimero.css import DEFAULT_TOKENS, tokens_of
     from efimero.monitor.drift import choose_reference
 
     if labels not in ("heuristic", "reward"):
         raise ConfigError(f"--labels must be heuristic or reward. Got {labels!r} instead.")
-    chosen = choose_reference(reference or [], live_version(models)) if validate else None
+    live = live_version(models)
+    chosen = choose_reference(reference or [], live) if validate else None
     reward = load_retraining_config(config).retraining.bandit.reward
     result = run_collect(db, start_date=start_date.date() if start_date else None,
                          end_date=end_date.date() if end_date else None, days_back=days_back,
                          min_session_duration_ms=min_session_duration, output=output, validate=validate,
                          export_metadata=export_metadata, reference=chosen, labels=labels,  # type: ignore[arg-type]
-                         reward=reward)
+                         reward=reward, tokens=tokens_of(live.metadata) if live is not None else DEFAULT_TOKENS)
     if json_output:
         emit_json(result.to_dict())
         return

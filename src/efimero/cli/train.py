@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from efimero.cli._common import JSON_HELP, console, emit_json, progress_bar, reports_errors
+from efimero.cli._common import JSON_HELP, TOKENS_HELP, console, emit_json, progress_bar, reports_errors, style_tokens
 from efimero.cli._tracking import tracked
 
 if TYPE_CHECKING:
@@ -127,12 +127,13 @@ def train(
                                       "workers spill to disk past 60 % of it."),
     config: Path = typer.Option(None, help="Training config YAML. "
                                 "\\[default: training.yaml in $EFIMERO_CONFIG_DIR, else config/, when present]"),
+    tokens: Path = typer.Option(None, help=TOKENS_HELP + "; the version carries them"),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Train one XGBoost classifier per CSS class and one multi-output regressor; register the version."""
+    """Train one XGBoost classifier per CSS class group and one multi-output regressor of the CSS variables;
+    register the version."""
     from efimero._api import train as train_version
     from efimero.config import load_training_config
-    from efimero.schema import CSS_TASK
     from efimero.training import DaskEngine, total_steps
     from efimero.training._dask import dask_steps
 
@@ -144,8 +145,9 @@ def train(
     cfg = load_training_config(config, overrides=overrides)
     on_dask = engine is Engine.dask or scheduler is not None
     dask_engine = DaskEngine(scheduler=scheduler, workers=workers, worker_memory=worker_memory) if on_dask else None
-    steps = (dask_steps(CSS_TASK) if on_dask else
-             total_steps(CSS_TASK, cfg.training, tune_hyperparams=tune_hyperparams))
+    site_tokens = style_tokens(tokens)
+    steps = (dask_steps(site_tokens.task) if on_dask else
+             total_steps(site_tokens.task, cfg.training, tune_hyperparams=tune_hyperparams))
     tuning = cfg.training.tuning
     if tune_hyperparams and tuning.method == "optuna" and not json_output:
         where = tuning.model_dump(mode="json")["storage"]  # password hidden
@@ -153,7 +155,7 @@ def train(
                       if where else "Optuna studies in memory: an interrupted run starts over.")
     with progress_bar(steps, quiet=json_output) as advance:
         run = train_version(data, output=output, config=cfg, tune_hyperparams=tune_hyperparams, progress=advance,
-                            engine=dask_engine)
+                            engine=dask_engine, tokens=site_tokens)
     result = run.result
     if json_output:
         emit_json({"version": run.version, "models_dir": str(run.models_dir), "metrics": result.metrics,

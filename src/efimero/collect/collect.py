@@ -21,6 +21,7 @@ from efimero._io import atomic_write_json, sha256_file
 from efimero.collect.quality import QualityReport, check_log
 from efimero.collect.rewards import reward_rows
 from efimero.collect.targets import STATUSES, judge, negative_feedback, targets
+from efimero.css import DEFAULT_TOKENS, StyleTokens
 from efimero.data import write_table
 from efimero.errors import DataError
 from efimero.schema import CSS_TASK
@@ -115,8 +116,8 @@ def session_drift(reference: ReferenceData | None, judged: pd.DataFrame, quality
     return report
 
 
-def _judge(logs: pd.DataFrame, quality: QualityReport,
-           labels: Labels) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _judge(logs: pd.DataFrame, quality: QualityReport, labels: Labels,
+           tokens: StyleTokens) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One chunk of sessions: count it in ``quality``; return its training rows and its judged sessions."""
     quality.total += len(logs)
     rows, judged = [], []
@@ -127,12 +128,13 @@ def _judge(logs: pd.DataFrame, quality: QualityReport,
         if features is None:
             continue
         quality.valid += 1
-        verdict = judge(session)
+        verdict = judge(session, tokens)
         judged.append({"event_time": session["event_time"], "status": verdict.status,
-                       "negative_feedback": negative_feedback(session),
+                       "negative_feedback": negative_feedback(session, tokens),
                        **{f"css_class_{g}": label for g, label in session["css_classes"].items()}, **features})
-        if verdict.usable and labels == "heuristic":
-            classes, weight = targets(session, features, verdict)
+        target = targets(session, features, verdict, tokens) if verdict.usable and labels == "heuristic" else None
+        if target is not None:
+            classes, weight = target
             rows.append({**features, **classes, "sample_weight": weight})
     return rows, judged
 
@@ -152,6 +154,7 @@ def collect(
     labels: Labels = "heuristic",
     reward: RewardFunction | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    tokens: StyleTokens = DEFAULT_TOKENS,
 ) -> CollectResult:
     """Read sessions in a window, recompute features, derive targets, check quality, write rows.
 
@@ -165,35 +168,41 @@ def collect(
     The window is read ``chunk_rows`` sessions at a time (:func:`efimero.store.iter_sessions`) and
     each chunk is judged before the next is read, so memory holds one chunk of raw logs plus the
     compact results (the judged sessions' features, the training rows), never the whole window's logs.
+
+    ``tokens`` are the style tokens the logged predictions were served with (those of the live
+    version, :func:`efimero.css.tokens_of`); the rows carry their targets.
     """
     from efimero.bandit.reward import RewardFunction
 
     quality, row_parts, judged_parts = QualityReport(), [], []
+    task = tokens.task
     engine = open_engine(db_url, create=False)  # a reader: a mistyped URL must fail, not create a store
     try:
         start, end = window(engine, start_date=start_date, end_date=end_date, days_back=days_back)
         for logs in iter_sessions(engine, start=start, end=end, min_session_duration_ms=min_session_duration_ms,
                                   chunk_rows=chunk_rows):
-            rows, judged = _judge(logs, quality, labels)
+            rows, judged = _judge(logs, quality, labels, tokens)
             if rows:
-                row_parts.append(pd.DataFrame(rows, columns=[*CSS_TASK.columns, "sample_weight"]))
+                row_parts.append(pd.DataFrame(rows, columns=[*task.columns, "sample_weight"]))
             if judged:
                 judged_parts.append(pd.DataFrame(judged))
         reward = reward or RewardFunction()
-        rewarded, pending = (reward_rows(engine, CSS_TASK, reward, start=start, end=end, now=datetime.now(UTC))
+        rewarded, pending = (reward_rows(engine, task, reward, start=start, end=end, now=datetime.now(UTC),
+                                         tokens=tokens)
                              if labels == "reward" else (pd.DataFrame(), 0))
     finally:
         engine.dispose()
     heuristic = (pd.concat(row_parts, ignore_index=True) if row_parts
-                 else pd.DataFrame([], columns=[*CSS_TASK.columns, "sample_weight"]))
+                 else pd.DataFrame([], columns=[*task.columns, "sample_weight"]))
     frame = rewarded if labels == "reward" else heuristic
     if len(frame):
         # pandera loads here, not on import: the service's monitor imports this package's judge rules.
         from efimero.data.validate import validate_frame
 
         if labels == "heuristic":  # a repeated reward row is another visit's evidence: it stays
-            frame = frame.drop_duplicates(subset=CSS_TASK.columns).reset_index(drop=True)
-        frame, _ = validate_frame(frame, source=f"rows collected from {db_url}", allow_duplicates=labels == "reward")
+            frame = frame.drop_duplicates(subset=task.columns).reset_index(drop=True)
+        frame, _ = validate_frame(frame, source=f"rows collected from {db_url}", allow_duplicates=labels == "reward",
+                                  task=task)
         if max_rows is not None:
             frame = frame.tail(max_rows).reset_index(drop=True)
     judged_frame = pd.concat(judged_parts, ignore_index=True) if judged_parts else pd.DataFrame()

@@ -35,7 +35,7 @@ import pandas as pd
 
 from efimero.bandit.reward import RewardFunction
 from efimero.bandit.reward_model import CrossFittedRewardModel
-from efimero.css import parse_css_variables
+from efimero.css import DEFAULT_TOKENS, StyleTokens
 from efimero.errors import DataError
 from efimero.schema import TabularTask
 from efimero.store import decisions
@@ -51,9 +51,11 @@ MAX_WEIGHT = 1000.0
 
 def reward_rows(
     engine: Engine, task: TabularTask, reward: RewardFunction, *, start: datetime, end: datetime, now: datetime,
-    seed: int = 0,
+    seed: int = 0, tokens: StyleTokens = DEFAULT_TOKENS,
 ) -> tuple[pd.DataFrame, int]:
     """One training row per logged decision with a due reward in [start, end), and how many are pending.
+
+    ``tokens`` read the logged CSS variables back into ``task``'s regression targets.
 
     Raises:
         DataError: a logged decision lacks a feature, a variable or a class slot of ``task`` (the log was
@@ -70,7 +72,7 @@ def reward_rows(
         return pd.DataFrame(columns=columns), int((~ready).sum())
     try:
         features = pd.DataFrame([{name: f[name] for name in task.feature_names} for f in rows["features"]])
-        values = pd.DataFrame([{t.name: parse_css_variables(v)[t.name] for t in task.regression_targets}
+        values = pd.DataFrame([{t.name: tokens.parse_variables(v)[t.name] for t in task.regression_targets}
                                for v in rows["css_variables"]])
         slots = {t.name: list(t.labels) for t in task.class_targets}
         served = {slot: [d["slots"][slot]["label"] for d in rows["decisions"]] for slot in slots}

@@ -22,16 +22,20 @@ than the one served in its group.
 
 Each row gets a ``sample_weight`` by the strength of its evidence: explicit feedback 3,
 confirmed 1, heuristic 0.5 (``efimero train`` reads the column when present).
+
+A site's own style tokens (:mod:`efimero.css`) get the same verdicts; the heuristics fill only
+the groups and variables they know (the default tokens'), so a rejected session whose other
+groups nobody named in feedback has no target and is left out.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from efimero.css import parse_css_variables
-from efimero.schema import CSS_TASK
+from efimero.css import CLASS_TARGET_PREFIX, DEFAULT_TOKENS, StyleTokens
 
 ENGAGED_MIN_DURATION_MS = 120_000
 ENGAGED_MIN_INTERACTIONS = 5
@@ -45,9 +49,13 @@ SLOW_RENDERING_MS = 100.0
 WEIGHTS = {"feedback": 3.0, "confirmed": 1.0, "heuristic": 0.5}
 STATUSES = ("confirmed", "rejected", "ambiguous")
 
-_GROUPS = {target.name.removeprefix("css_class_"): target for target in CSS_TASK.class_targets}
-_LABEL_TO_GROUP = {label: group for group, target in _GROUPS.items() for label in target.labels}
-_LABEL_PATTERN = re.compile("|".join(sorted(map(re.escape, _LABEL_TO_GROUP), key=len, reverse=True)))
+
+
+@lru_cache(maxsize=16)
+def _labels(tokens: StyleTokens) -> tuple[dict[str, str], re.Pattern[str]]:
+    """Every class label of the tokens → its group, and a pattern finding labels in free text (longest first)."""
+    to_group = {label: group.group for group in tokens.classes for label in group.options}
+    return to_group, re.compile("|".join(sorted(map(re.escape, to_group), key=len, reverse=True)) or "(?!)")
 
 
 @dataclass(frozen=True)
@@ -71,9 +79,10 @@ def engaged(session: dict[str, Any]) -> bool:
     )
 
 
-def feedback_labels(text: str | None) -> dict[str, str]:
+def feedback_labels(text: str | None, tokens: StyleTokens = DEFAULT_TOKENS) -> dict[str, str]:
     """Class labels named in free-text feedback, by group (the last mention of a group wins)."""
-    return {_LABEL_TO_GROUP[label]: label for label in _LABEL_PATTERN.findall(text or "")}
+    to_group, pattern = _labels(tokens)
+    return {to_group[label]: label for label in pattern.findall(text or "")}
 
 
 def _rating(session: dict[str, Any]) -> int | None:
@@ -81,17 +90,17 @@ def _rating(session: dict[str, Any]) -> int | None:
     return None if rating is None or rating != rating else int(rating)
 
 
-def negative_feedback(session: dict[str, Any]) -> bool:
+def negative_feedback(session: dict[str, Any], tokens: StyleTokens = DEFAULT_TOKENS) -> bool:
     """Whether the visitor said the served style was wrong: rated 1–2, or named another class of a group."""
     rating = _rating(session)
     if rating is not None and rating <= DISSATISFIED_MAX_RATING:
         return True
     served = session["css_classes"]
-    named = feedback_labels(session.get("ui_preference_feedback"))
+    named = feedback_labels(session.get("ui_preference_feedback"), tokens)
     return any(served.get(group) != label for group, label in named.items())
 
 
-def judge(session: dict[str, Any]) -> Verdict:
+def judge(session: dict[str, Any], tokens: StyleTokens = DEFAULT_TOKENS) -> Verdict:
     """Confirmed, rejected or ambiguous, plus any explicit labels (see the module docstring)."""
     rating = _rating(session)
     if engaged(session) or (rating is not None and rating >= SATISFIED_MIN_RATING):
@@ -104,35 +113,41 @@ def judge(session: dict[str, Any]) -> Verdict:
         status = "rejected"
     else:
         status = "ambiguous"
-    return Verdict(status, feedback_labels(session.get("ui_preference_feedback")))
+    return Verdict(status, feedback_labels(session.get("ui_preference_feedback"), tokens))
 
 
-def _heuristic_classes(features: dict[str, float]) -> dict[str, str]:
+def _heuristic_classes(features: dict[str, float], tokens: StyleTokens) -> dict[str, str]:
+    """The guidelines' fallback label per group, for the groups (and labels) the tokens have."""
     hour = features["hour_of_day"]
     access = features["accessibility_needs"] == 1
     night = hour >= 18 or hour < 6
-    return {
+    rules = {
         "density": "densidad-media",
         "theme": "tema-alto-contraste" if access else ("tema-oscuro" if night else "tema-claro"),
         "font": "fuente-grande" if access else "fuente-sans",
     }
+    return {group.group: rules[group.group] for group in tokens.classes
+            if group.group in rules and rules[group.group] in group.options}
 
 
-def targets(session: dict[str, Any], features: dict[str, float], verdict: Verdict) -> tuple[dict[str, Any], float]:
-    """The target columns and sample weight of one usable session."""
-    served = {group: session["css_classes"][group] for group in _GROUPS}
-    values = parse_css_variables(session["css_variables"])
-    classes = dict(served)
+def targets(session: dict[str, Any], features: dict[str, float], verdict: Verdict,
+            tokens: StyleTokens = DEFAULT_TOKENS) -> tuple[dict[str, Any], float] | None:
+    """The target columns and sample weight of one usable session; None when a rejected group has no other label."""
+    classes = {group: session["css_classes"][group] for group in tokens.groups}
+    values = tokens.parse_variables(session["css_variables"])
     if verdict.status == "rejected":
-        classes.update(_heuristic_classes(features))
-        if session["rendering_time_ms"] > SLOW_RENDERING_MS:
+        replaced = _heuristic_classes(features, tokens) | verdict.feedback
+        if set(replaced) != set(classes):
+            return None
+        classes.update(replaced)
+        if session["rendering_time_ms"] > SLOW_RENDERING_MS and "animation_duration" in values:
             values["animation_duration"] = min(values["animation_duration"], SLOW_RENDERING_MS)
-        if features["accessibility_needs"] == 1:
+        if features["accessibility_needs"] == 1 and "font_size_base" in values:
             values["font_size_base"] = max(values["font_size_base"], 19.0)
     classes.update(verdict.feedback)
     weight = (WEIGHTS["feedback"] if verdict.feedback
               else WEIGHTS["heuristic" if verdict.status == "rejected" else "confirmed"])
-    row = {_GROUPS[group].name: label for group, label in classes.items()}
-    for target in CSS_TASK.regression_targets:
-        row[target.name] = round(min(max(values[target.name], target.minimum), target.maximum), 3)
+    row: dict[str, Any] = {f"{CLASS_TARGET_PREFIX}{group}": label for group, label in classes.items()}
+    for variable in tokens.variables:
+        row[variable.target] = round(min(max(values[variable.target], variable.min), variable.max), 3)
     return row, weight

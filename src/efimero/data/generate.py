@@ -36,12 +36,15 @@ inverse to the class frequencies, so every class label is about equally common.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from efimero.css import CLASS_TARGET_PREFIX, DEFAULT_TOKENS, StyleTokens
 from efimero.features import DEVICE_TYPES, HOURLY_TRAFFIC, engineer_features
 from efimero.schema import CSS_TASK
 
@@ -156,21 +159,62 @@ def preferred_style(features: pd.DataFrame, *, classes: dict[str, np.ndarray] | 
     return _rule_targets(None, features, classes=classes)
 
 
+def _signals(f: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The visitor traits the design rules read (1.0 where a trait holds), from the features."""
+    hour = f["hour_of_day"].to_numpy()
+    group = f["user_density_group"].to_numpy()
+    speed = f["estimated_network_speed"].to_numpy()
+    return {
+        "night": ((hour >= 21) | (hour < 6)).astype(float),
+        "evening": ((hour >= 18) & (hour < 21)).astype(float),
+        "business": f["is_business_hours"].to_numpy(float),
+        "weekend": f["is_weekend"].to_numpy(float),
+        "mobile": f["is_mobile"].to_numpy(float),
+        "tablet": f["is_tablet"].to_numpy(float),
+        "desktop": f["is_desktop"].to_numpy(float),
+        "access": f["accessibility_needs"].to_numpy(float),
+        "casual": (group == 0).astype(float),
+        "power": (group == 2).astype(float),
+        "big_screen": (f["viewport_area"].to_numpy() > 1.5e6).astype(float),
+        "long_reader": (f["avg_session_duration"].to_numpy() > 300).astype(float),
+        "slow_network": (speed < 1.5).astype(float),
+    }
+
+
+def _teacher_targets(rng: np.random.Generator | None, f: pd.DataFrame, tokens: StyleTokens) -> pd.DataFrame:
+    """Targets for a site's own style tokens, which have no design rules: a fixed random teacher.
+
+    Each class option and each variable gets weights over the visitor traits of :func:`_signals`,
+    drawn from a seed derived from the tokens alone (so every chunk, seed and machine sees the
+    same relation): options are sampled from a softmax over their scores like the design rules',
+    variables are placed in their range by a sigmoid of their score plus noise. It makes data a
+    model can learn and a page can be styled from before the site has real traffic.
+    """
+    signal = np.column_stack(list(_signals(f).values())) - 0.5  # centred on a fixed point: row by row
+    digest = hashlib.sha256(json.dumps(tokens.to_dict(), sort_keys=True).encode()).digest()
+    teacher = np.random.default_rng(int.from_bytes(digest[:8], "big"))
+    frame = {}
+    for group in tokens.classes:
+        weights = teacher.normal(0, 1.5, (signal.shape[1], len(group.options)))
+        frame[group.target] = _sample_class(rng, group.options, list((signal @ weights).T))
+    for variable in tokens.variables:
+        score = signal @ teacher.normal(0, 1.0, signal.shape[1])
+        if rng is not None:
+            score = score + rng.normal(0, 0.3, len(f))
+        share = 0.15 + 0.7 / (1 + np.exp(-score))
+        frame[variable.target] = np.round(variable.min + share * (variable.max - variable.min), 3)
+    return pd.DataFrame(frame, index=f.index)
+
+
 def _rule_targets(
     rng: np.random.Generator | None, f: pd.DataFrame, *, classes: dict[str, np.ndarray] | None = None
 ) -> pd.DataFrame:
     """Apply the design rules of the module docstring to features ``f`` (noise from ``rng``)."""
-    hour = f["hour_of_day"].to_numpy()
-    night = ((hour >= 21) | (hour < 6)).astype(float)
-    evening = ((hour >= 18) & (hour < 21)).astype(float)
-    mobile, tablet, desktop = (f[c].to_numpy(float) for c in ("is_mobile", "is_tablet", "is_desktop"))
-    access = f["accessibility_needs"].to_numpy(float)
-    business = f["is_business_hours"].to_numpy(float)
-    weekend = f["is_weekend"].to_numpy(float)
-    group = f["user_density_group"].to_numpy()
-    casual, power = (group == 0).astype(float), (group == 2).astype(float)
-    big_screen = (f["viewport_area"].to_numpy() > 1.5e6).astype(float)
-    long_reader = (f["avg_session_duration"].to_numpy() > 300).astype(float)
+    signal = _signals(f)
+    night, evening, business, weekend = (signal[k] for k in ("night", "evening", "business", "weekend"))
+    mobile, tablet, desktop, access = (signal[k] for k in ("mobile", "tablet", "desktop", "access"))
+    casual, power, big_screen = signal["casual"], signal["power"], signal["big_screen"]
+    long_reader = signal["long_reader"]
     speed = f["estimated_network_speed"].to_numpy()
     n = len(f)
     labels = {t.name: t.labels for t in CSS_TASK.class_targets}
@@ -224,12 +268,13 @@ def _rule_targets(
     return frame.round({t: decimals.get(t, 2) for t in CSS_TASK.regression_target_names})
 
 
-def _generate_rows(rng: np.random.Generator, size: int, *, extreme: bool) -> pd.DataFrame:
+def _generate_rows(rng: np.random.Generator, size: int, *, extreme: bool, tokens: StyleTokens) -> pd.DataFrame:
     features = engineer_features(sample_contexts(rng, size, extreme=extreme))
-    return pd.concat([features, _rule_targets(rng, features)], axis=1)
+    targets = _rule_targets(rng, features) if tokens == DEFAULT_TOKENS else _teacher_targets(rng, features, tokens)
+    return pd.concat([features, targets], axis=1)
 
 
-def _balance(rng: np.random.Generator, pool: pd.DataFrame, size: int) -> pd.DataFrame:
+def _balance(rng: np.random.Generator, pool: pd.DataFrame, size: int, targets: list[str]) -> pd.DataFrame:
     """Resample ``pool`` so every class label is about equally common.
 
     The row weights are fitted by raking (iterative proportional fitting): each round
@@ -238,7 +283,7 @@ def _balance(rng: np.random.Generator, pool: pd.DataFrame, size: int) -> pd.Data
     """
     weights = np.ones(len(pool))
     for _ in range(_RAKING_ROUNDS):
-        for target in CSS_TASK.class_target_names:
+        for target in targets:
             labels = pool[target].to_numpy()
             share = pd.Series(weights).groupby(labels).sum() / weights.sum()
             weights = weights / (share.reindex(labels).to_numpy() * share.size)
@@ -247,8 +292,11 @@ def _balance(rng: np.random.Generator, pool: pd.DataFrame, size: int) -> pd.Data
 
 
 def generate_dataset(size: int = 1000, *, seed: int | Sequence[int] = 42,
-                     pattern: Pattern = "realistic") -> pd.DataFrame:
-    """Generate ``size`` labelled visits; the same seed and pattern give the same rows.
+                     pattern: Pattern = "realistic", tokens: StyleTokens = DEFAULT_TOKENS) -> pd.DataFrame:
+    """Generate ``size`` labelled visits; the same seed, pattern and tokens give the same rows.
+
+    The default tokens' targets follow the design rules of the module docstring; a site's own
+    tokens get the fixed random teacher of :func:`_teacher_targets`.
 
     Example:
         >>> frame = generate_dataset(200, seed=7)
@@ -261,16 +309,17 @@ def generate_dataset(size: int = 1000, *, seed: int | Sequence[int] = 42,
         raise ValueError(f"pattern must be one of {', '.join(PATTERNS)}. Got {pattern!r} instead.")
     rng = np.random.default_rng(seed)
     if pattern == "balanced":
-        return _balance(rng, _generate_rows(rng, size * _BALANCED_POOL_FACTOR, extreme=False), size)
-    return _generate_rows(rng, size, extreme=pattern == "extreme")
+        pool = _generate_rows(rng, size * _BALANCED_POOL_FACTOR, extreme=False, tokens=tokens)
+        return _balance(rng, pool, size, tokens.task.class_target_names)
+    return _generate_rows(rng, size, extreme=pattern == "extreme", tokens=tokens)
 
 
 CHUNK_ROWS = 250_000
 """Rows per chunk (and part file) of a partitioned dataset."""
 
 
-def generate_chunks(size: int, *, seed: int = 42, pattern: Pattern = "realistic",
-                    chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+def generate_chunks(size: int, *, seed: int = 42, pattern: Pattern = "realistic", chunk_rows: int = CHUNK_ROWS,
+                    tokens: StyleTokens = DEFAULT_TOKENS) -> Iterator[pd.DataFrame]:
     """Generate ``size`` rows as chunks of ``chunk_rows``, one at a time (bounded memory).
 
     Chunk ``i`` is generated from its own seed sequence ``(seed, i)``, so the rows depend only
@@ -284,7 +333,7 @@ def generate_chunks(size: int, *, seed: int = 42, pattern: Pattern = "realistic"
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1. Got {chunk_rows} instead.")
     for index, start in enumerate(range(0, size, chunk_rows)):
-        yield generate_dataset(min(chunk_rows, size - start), seed=[seed, index], pattern=pattern)
+        yield generate_dataset(min(chunk_rows, size - start), seed=[seed, index], pattern=pattern, tokens=tokens)
 
 
 class DatasetDescription:
@@ -300,7 +349,7 @@ class DatasetDescription:
     def add(self, frame: pd.DataFrame) -> None:
         numeric = frame.select_dtypes("number")
         self.rows += len(frame)
-        for name in CSS_TASK.class_target_names:
+        for name in [column for column in frame.columns if column.startswith(CLASS_TARGET_PREFIX)]:
             counts = frame[name].value_counts()
             self.classes[name] = counts if name not in self.classes else self.classes[name].add(counts, fill_value=0)
         low, high, total = numeric.min(), numeric.max(), numeric.sum()

@@ -73,6 +73,12 @@ def build_schema(task: TabularTask = CSS_TASK) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, checks=checks, strict=False, name=task.name)
 
 
+def _plain(number: str) -> str:
+    """A bound as written in the schema: ``10.0`` → ``10``, ``0.25`` stays."""
+    value = float(number)
+    return str(int(value)) if value.is_integer() else number
+
+
 def _rule_text(check: str) -> str:
     """Turn pandera's check name into the rule a person reads."""
     if check == "column_in_dataframe":
@@ -82,7 +88,7 @@ def _rule_text(check: str) -> str:
     if check.startswith("dtype"):
         return f"must have dtype {check.split('(', 1)[1].rstrip(')')}"
     if check.startswith("in_range"):
-        low, high = check[len("in_range(") : -1].split(", ")
+        low, high = (_plain(bound) for bound in check[len("in_range(") : -1].split(", "))
         return f"must lie in [{low}, {high}]"
     if check.startswith("isin"):
         return f"must be one of {check[len('isin(') : -1]}"

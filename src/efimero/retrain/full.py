@@ -22,10 +22,12 @@ from efimero import tracking
 from efimero._api import library_versions
 from efimero.analysis.compare import B_BETTER, B_WORSE, NO_DIFFERENCE, Comparison, compare_versions
 from efimero.config import TrainingConfig, load_training_config
+from efimero.css import DEFAULT_TOKENS, tokens_of
+from efimero.css import METADATA_KEY as TOKENS_METADATA_KEY
 from efimero.data import data_metadata, write_table
 from efimero.registry import Registry
 from efimero.retrain._common import RetrainResult, combine, read_files, score, tracked
-from efimero.schema import CSS_TASK, TabularTask
+from efimero.schema import TabularTask
 from efimero.training import train
 
 
@@ -37,22 +39,26 @@ def full(
     config: TrainingConfig | None = None,
     tune_hyperparams: bool = False,
     compare_with_current: bool = True,
-    task: TabularTask = CSS_TASK,
+    task: TabularTask | None = None,
 ) -> RetrainResult:
     """Retrain every model from scratch on ``data``; promote only a significantly better version.
 
     The version records every file it was trained on (path, sha256, rows: ``data_files``) and
     the library versions, as ``efimero train`` does, so drift checks, ``collect --validate`` and
-    the next incremental run's forgetting check can read all of its training data.
+    the next incremental run's forgetting check can read all of its training data. The new version
+    predicts the style tokens of the live one (``task`` defaults to theirs).
     """
     config = config or load_training_config()
     registry = Registry(output)
     live = registry.current()
+    tokens = tokens_of(registry.info(live).metadata) if live is not None else DEFAULT_TOKENS
+    task = task or tokens.task
     frames = read_files(list(data), task)
     frame = combine(frames, task)
     trained = train(frame, task=task, settings=config.training, tune_hyperparams=tune_hyperparams)
     metadata = {
-        "task": task.name, "algorithm": "xgboost", "strategy": "full", "parent_version": live,
+        "task": task.name, TOKENS_METADATA_KEY: tokens.to_dict(), "algorithm": "xgboost", "strategy": "full",
+        "parent_version": live,
         "hyperparameters": trained.hyperparameters, "training_settings": config.training.model_dump(mode="json"),
         **data_metadata([(path, len(rows)) for path, rows in zip(data, frames, strict=True)]),
         "rows": trained.n_rows, "training_duration_s": round(trained.duration_s, 3),

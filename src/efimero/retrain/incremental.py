@@ -30,6 +30,7 @@ from sklearn.model_selection import train_test_split
 
 from efimero import tracking
 from efimero.config import ClassifierParams, IncrementalParameters, RegressorParams
+from efimero.css import tokens_of
 from efimero.gate import require_known_labels
 from efimero.registry import Registry
 from efimero.retrain._common import (
@@ -41,7 +42,7 @@ from efimero.retrain._common import (
     score,
     tracked,
 )
-from efimero.schema import CSS_TASK, TabularTask
+from efimero.schema import TabularTask
 from efimero.training import ModelBundle, TrainedModel, evaluate, row_weights, stratify_by, summary_scores
 from efimero.training._dask import DaskEngine, continue_on_dask, dask_client
 from efimero.training._xgb import Runtime, booster_params
@@ -104,7 +105,7 @@ def incremental(
     settings: IncrementalParameters | None = None,
     backup_current: bool = False,
     seed: int = 42,
-    task: TabularTask = CSS_TASK,
+    task: TabularTask | None = None,
     engine: DaskEngine | None = None,
 ) -> RetrainResult:
     """Update the live version with new rows; save it only if it is better (see the module docstring).
@@ -122,6 +123,7 @@ def incremental(
     settings = settings or IncrementalParameters()
     registry = Registry(models)
     live = registry.load()
+    task = task or tokens_of(live.metadata).task  # the live version's style tokens, kept in the copied metadata
     frame = _new_rows(list(data), live, task)
     result = RetrainResult("incremental", "skipped", "", parent_version=live.version, rows={"new": len(frame)})
     if len(frame) < settings.min_samples:

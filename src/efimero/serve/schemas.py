@@ -247,6 +247,10 @@ class ModelInfo(BaseModel):
         "checked against XGBoost at load) or 'xgboost (why not compiled)'"
     )
     metadata: dict[str, Any] = Field(..., description="The version's metadata; absolute paths reduced to base names")
+    style_tokens: dict[str, Any] = Field(
+        default_factory=dict, description="The style tokens the version predicts: class groups with their options, "
+        "CSS variables with their ranges and units (the default tokens for a version trained before tokens existed)",
+    )
     traffic: list[ArmInfo] = Field(
         default_factory=list, description="Candidate versions served beside the live one (empty: all traffic is live)"
     )

@@ -43,7 +43,7 @@ import pandas as pd
 from sqlalchemy import JSON, DateTime, Engine, Float, Integer, String, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from efimero.css import CSS_VARIABLES
+from efimero.css import DEFAULT_TOKENS
 from efimero.data.generate import preferred_style, sample_contexts
 from efimero.errors import StoreError
 from efimero.schema import CSS_TASK
@@ -160,8 +160,8 @@ def simulated_chunk(seed: int, day: date, day_index: int, part: int, size: int) 
     feature_json = _json_rows({name: features[name].tolist() for name in features.columns})
     classes = _json_rows({target.name.removeprefix("css_class_"): served[target.name].tolist()
                           for target in CSS_TASK.class_targets})
-    variables = _json_rows({CSS_VARIABLES[name][0]: list(map(CSS_VARIABLES[name][1], served[name].tolist()))
-                            for name in CSS_TASK.regression_target_names})
+    variables = _json_rows({variable.property: list(map(variable.format, served[variable.target].tolist()))
+                            for variable in DEFAULT_TOKENS.variables})
     confidences = json.dumps({target.name.removeprefix("css_class_"): SERVED_ACCURACY
                               for target in CSS_TASK.class_targets}, separators=(",", ":"))
     predictions = list(zip(ids, created, event, [SIMULATED_VERSION] * size, ["live"] * size, latency, contexts,

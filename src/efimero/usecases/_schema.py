@@ -22,9 +22,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from efimero._config_reader import read_config
+from efimero._config_reader import KeyedError, load_strict
 from efimero.errors import ConfigError, format_list
 from efimero.estimators import ALGORITHMS, TaskKind, algorithms_for, default_grid
 from efimero.usecases._metrics import DEFAULT_GATES, DEFAULT_PRIMARY, METRICS, SCORERS
@@ -264,16 +264,8 @@ class UseCaseSpec(_Strict):
         return [by_name.get(name) or AlgorithmSpec(name=name) for name in only]
 
 
-class _KeyedError(ValueError):
-    """A cross-field problem that belongs to one nested key (pydantic would report it at the root)."""
-
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
-
-
-def _at(loc: tuple[str | int, ...], message: str) -> _KeyedError:
-    return _KeyedError(loc, message)
+def _at(loc: tuple[str | int, ...], message: str) -> KeyedError:
+    return KeyedError(loc, message)
 
 
 def load_usecase(path: str | Path) -> UseCaseSpec:
@@ -289,25 +281,7 @@ def load_usecase(path: str | Path) -> UseCaseSpec:
         'roc_auc'
     """
     path = Path(path)
-    file = read_config(path, UseCaseSpec)
-    if file.ignored:
-        keys = [key for key, _ in file.ignored]
-        top = f" The top-level keys are {', '.join(UseCaseSpec.model_fields)}." if all("." not in k for k in keys) \
-            else ""
-        raise ConfigError(f"{path}: {format_list(keys)}: not a key of a use case; remove it or fix its spelling.{top}")
-    try:
-        spec = UseCaseSpec.model_validate(file.content)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(str(part) for part in err["loc"])
-            cause = err.get("ctx", {}).get("error")
-            if isinstance(cause, _KeyedError):
-                loc = tuple(str(part) for part in cause.loc)
-            message = str(cause) if cause is not None else err["msg"]
-            problems.append(f"{path}: {file.name(loc) if loc else 'file'}: {message}{file.suggestion(loc)}")
-        raise ConfigError("; ".join(problems[:5]) + (f" ({len(problems) - 5} more)" if len(problems) > 5 else "")) \
-            from None
+    spec = load_strict(path, UseCaseSpec, "a use case")
     if spec.key != path.stem:
         raise ConfigError(f"{path}: key: must match the file name ({path.stem}). Got {spec.key!r} instead.")
     return spec

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from efimero.bundle import ModelBundle
+from efimero.css import tokens_of
 from efimero.serve.deps import get_bundle, get_holder, get_metrics, get_store
 from efimero.serve.feature_store import FeatureStore, get_feature_store
 from efimero.serve.holder import ModelHolder
@@ -33,6 +34,7 @@ def model_info(
         watcher_alive=holder.watching,
         inference=holder.public(bundle.inference),
         metadata=holder.public(bundle.metadata),
+        style_tokens=tokens_of(bundle.metadata).to_dict(),
         metrics=bundle.metrics.get("summary", {}),
         traffic=_arms(holder),
         exploration=_exploration(holder),

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from efimero.bandit.explore import decide
 from efimero.bundle import ModelBundle, Prediction
 from efimero.context import event_time, features_of, features_of_many
-from efimero.css import class_key, css_variables
+from efimero.css import StyleTokens, class_key, tokens_of
 from efimero.schema import FEATURE_NAMES
 from efimero.serve.deps import Serving, get_serving
 from efimero.serve.holder import Routing
@@ -47,9 +47,9 @@ def _route(request: PredictRequest, routing: Routing, prediction_id: str) -> tup
 
 def _respond(
     request: PredictRequest, prediction_id: str, arm: str, features: dict[str, float], prediction: Prediction,
-    store: InteractionStore, latency_ms: float, routing: Routing,
+    store: InteractionStore, latency_ms: float, routing: Routing, tokens: StyleTokens,
 ) -> PredictResponse:
-    """Choose the served labels, shape them as CSS and queue the log record."""
+    """Choose the served labels, shape them as CSS of the serving version's ``tokens`` and queue the log record."""
     decision = decide(
         {target: c.probabilities for target, c in prediction.classes.items()}, routing.exploration,
         context=dict(request), visitor_key=_visitor_key(request, prediction_id), decision_key=prediction_id,
@@ -60,7 +60,7 @@ def _respond(
         model_version=prediction.model_version or "",
         arm=arm,
         css_classes={class_key(t): label for t, label in served.items()},
-        css_variables=css_variables(prediction.values),
+        css_variables=tokens.format_variables(prediction.values),
         confidences={class_key(t): round(c.probabilities[served[t]], 4) for t, c in prediction.classes.items()},
     )
     store.record_prediction({
@@ -113,7 +113,8 @@ async def predict(request: PredictRequest, serving: Serve) -> Response:
         _record_failure(store, request, bundle, arm, exc)
         raise
     latency_ms = (time.perf_counter() - started) * 1000
-    response = _respond(request, prediction_id, arm, features, prediction, store, latency_ms, routing)
+    response = _respond(request, prediction_id, arm, features, prediction, store, latency_ms, routing,
+                        tokens_of(bundle.metadata))
     _count(serving.metrics, [response])
     # Already a validated PredictResponse: serialise it once instead of letting FastAPI re-validate it.
     return Response(response.model_dump_json(), media_type="application/json")
@@ -165,5 +166,6 @@ def _predict_many(contexts: list[PredictRequest], routing: Routing, store: Inter
         per_row_ms = ((time.perf_counter() - group_started) + feature_seconds * len(indexes) / len(contexts)) \
             * 1000 / len(indexes)
         for i, prediction in zip(indexes, predictions, strict=True):
-            responses[i] = _respond(contexts[i], ids[i], arm, rows[i], prediction, store, per_row_ms, routing)
+            responses[i] = _respond(contexts[i], ids[i], arm, rows[i], prediction, store, per_row_ms, routing,
+                                    tokens_of(bundles[arm].metadata))
     return [response for response in responses if response is not None]

@@ -18,10 +18,11 @@ time is the server's, the visit is a first one, the screen is the viewport. The 
 (``efimero.js``) refines the style with what only the browser knows and changes only what differs.
 
 A stylesheet cannot put classes on ``<html>``, so the response carries them as custom properties
-(``--efimero-theme: tema-oscuro``) that the client's head snippet applies before the first paint;
-the eight variables apply by themselves. The answer depends only on the hints (and the hour), so
-it is cacheable per hint combination: ``Vary`` names the hints, ``Cache-Control`` bounds how stale
-the hour may get.
+(``--efimero-theme: tema-oscuro``, with ``--efimero-groups`` naming the groups) that the client's
+head snippet applies before the first paint; the variables apply by themselves. Groups and variables
+are those of the live version's style tokens (:mod:`efimero.css`). The answer depends only on the
+hints (and the hour), so it is cacheable per hint combination: ``Vary`` names the hints,
+``Cache-Control`` bounds how stale the hour may get.
 
 Nothing is recorded in the store. The page's prediction of record is the client's
 ``/v1/predict``, which the interaction log refers to; a stylesheet served from a shared cache never
@@ -41,8 +42,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from efimero.context import DOWNLINK_BY_EFFECTIVE_TYPE, MOBILE_MAX_SCREEN_SIDE, BrowserContext, features_of
-from efimero.css import CSS_VARIABLES, class_key, css_variables
-from efimero.schema import CSS_TASK
+from efimero.css import class_key, tokens_of
 from efimero.serve.deps import get_routing
 from efimero.serve.holder import Routing
 
@@ -67,12 +67,6 @@ A returning visitor's first paint is the head snippet's remembered style, which 
 stylesheet, so an hour-old stylesheet costs nothing there, while waiting for a new one would
 delay the first paint by a round trip.
 """
-
-GROUPS = tuple(class_key(target.name) for target in CSS_TASK.class_targets)
-"""Class groups (density, font, theme), each carried as ``--efimero-<group>``."""
-
-VARIABLES = tuple(name for name, _ in CSS_VARIABLES.values())
-"""The CSS variables the model predicts."""
 
 PRELAYOUT_WIDTH = 980
 """The layout width a mobile browser reports before ``<meta name="viewport">`` applies.
@@ -188,11 +182,11 @@ def context_from_hints(hints: Hints, now: datetime) -> BrowserContext:
     )
 
 
-def _chosen(value: str | None, known: tuple[str, ...], name: str) -> tuple[str, ...]:
+def _chosen(value: str | None, known: list[str], name: str) -> list[str]:
     """The comma-separated names of a query parameter, all of them when absent; unknown names are a 422."""
     if value is None:
         return known
-    chosen = tuple(part.strip() for part in value.split(",") if part.strip())
+    chosen = [part.strip() for part in value.split(",") if part.strip()]
     unknown = [part for part in chosen if part not in known]
     if unknown:
         raise RequestValidationError([{
@@ -205,12 +199,14 @@ def _chosen(value: str | None, known: tuple[str, ...], name: str) -> tuple[str, 
 def stylesheet(
     classes: Mapping[str, str], variables: Mapping[str, str], *, version: str, described: str,
 ) -> str:
-    """The CSS text: classes as ``--efimero-<group>`` and the variables, on ``:root``.
+    """The CSS text: classes as ``--efimero-<group>`` (and the groups as ``--efimero-groups``) and the
+    variables, on ``:root``.
 
     Reduced motion is honoured as the JS client honours it (``--animation-duration: 0ms``), in a
     media query, so it holds whether or not the browser sent the hint.
     """
-    declarations = [f"--efimero-{group}: {label};" for group, label in classes.items()]
+    declarations = [f"--efimero-groups: {' '.join(classes)};"] if classes else []
+    declarations += [f"--efimero-{group}: {label};" for group, label in classes.items()]
     declarations += [f"{name}: {value};" for name, value in variables.items()]
     body = "\n".join(f"  {line}" for line in declarations)
     css = f"/* efimero {version}: the style for {described}. efimero.js refines it. */\n:root {{\n{body}\n}}\n"
@@ -236,21 +232,25 @@ async def style_css(
     request: Request,
     routing: Annotated[Routing, Depends(get_routing)],
     groups: Annotated[str | None, Query(
-        description=f"Comma-separated class groups to carry, of {', '.join(GROUPS)}; all by default")] = None,
+        description="Comma-separated class groups to carry, of the live version's style tokens (density, font, "
+        "theme with the default tokens; GET /v1/model lists them); all by default")] = None,
     variables: Annotated[str | None, Query(
-        description=f"Comma-separated CSS variables to set, of {', '.join(VARIABLES)}; all by default")] = None,
+        description="Comma-separated CSS variables to set, of the live version's style tokens "
+        "(--font-size-base ... with the default tokens); all by default")] = None,
 ) -> Response:
     """Predict the visitor's style from the request's client hints with the live version and answer it as CSS.
 
     Put ``<link rel="stylesheet" href="/v1/style.css">`` in ``<head>`` of a page that sends
     ``Accept-CH`` (see the module's documentation), then the client's head snippet.
     """
-    chosen_groups = _chosen(groups, GROUPS, "groups")
-    chosen_variables = _chosen(variables, VARIABLES, "variables")
+    live = routing.live
+    tokens = tokens_of(live.metadata)
+    chosen_groups = _chosen(groups, tokens.groups, "groups")
+    chosen_variables = _chosen(variables, tokens.properties, "variables")
     context = context_from_hints(read_hints(request.headers), datetime.now().astimezone())
-    prediction = routing.live.predict(features_of(context))
+    prediction = live.predict(features_of(context))
     classes = {class_key(target): choice.label for target, choice in prediction.classes.items()}
-    values = css_variables(prediction.values)
+    values = tokens.format_variables(prediction.values)
     css = stylesheet(
         {group: classes[group] for group in chosen_groups if group in classes},
         {name: values[name] for name in chosen_variables if name in values},

@@ -19,7 +19,11 @@
 // `efimero:styled` (the predicted style landed) and `efimero:hidden` (a measure: how long adapted
 // regions were hidden, when the snippet hides them) are there for the site's own analytics.
 
-/** @typedef {"density" | "font" | "theme"} Group */
+/**
+ * A class group of the served version's style tokens: "density", "font" and "theme" with efimero's
+ * own tokens, whatever a site declared with its own (GET /v1/model lists them).
+ * @typedef {string} Group
+ */
 
 /**
  * The answer of /v1/predict.
@@ -27,7 +31,7 @@
  * @property {string} prediction_id Id to quote in the interaction log.
  * @property {string} model_version Registry version that made the prediction.
  * @property {string} arm Traffic arm that served it (live, canary, ...).
- * @property {Record<string, string>} css_classes Class per group (density, font, theme).
+ * @property {Record<string, string>} css_classes Class per group (density, font and theme with efimero's tokens).
  * @property {Record<string, string>} css_variables CSS custom properties with units.
  * @property {Record<string, number>} confidences Probability of the chosen class per group.
  */
@@ -95,7 +99,7 @@
  * @typedef {object} Options
  * @property {string} [endpoint] The service's URL; "" (default) for the page's own origin.
  * @property {number} [timeoutMs] Give up on the prediction after this long (default 2000): the page keeps its style.
- * @property {Group[]} [groups] Class groups to apply (default all three).
+ * @property {Group[]} [groups] Class groups to apply (default every group of the prediction).
  * @property {string[]} [variables] CSS variables to apply, e.g. ["--font-size-base"] (default all).
  * @property {boolean} [consent] Whether the visitor agreed to storage and logging (default true); see setConsent.
  * @property {(prediction: Prediction, changed: string[]) => void} [onApplied] After the style is applied; `changed` names the groups and variables that differed.
@@ -107,15 +111,11 @@ const HISTORY_KEY = "efimero.history";
 const VISITOR_KEY = "efimero.visitor";
 const STYLE_KEY = "efimero.style";
 const SESSION_KEY = "efimero.session";
-/** @type {Record<Group, string>} */
-const PREFIXES = { density: "densidad-", font: "fuente-", theme: "tema-" };
-
-const pad = (/** @type {number} */ n) => String(n).padStart(2, "0");
 
 /** @param {Date} date */
 function localTime(date) {
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}` +
-    `T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  // The wall-clock time as ISO 8601 without a zone: the instant shifted by the local offset, read as UTC.
+  return new Date(date.getTime() - date.getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
 }
 
 /** @param {string} query */
@@ -240,17 +240,20 @@ export function applyStyle(prediction, context, { groups, variables } = {}) {
   const changed = [];
   /** @type {AppliedStyle} */
   const style = { classes: {}, variables: {} };
-  for (const group of groups ?? /** @type {Group[]} */ (Object.keys(PREFIXES))) {
+  for (const group of groups ?? Object.keys(prediction.css_classes)) {
     const name = prediction.css_classes[group];
     if (!name) continue;
     style.classes[group] = name;
+    // <html data-efimero-GROUP> names the group's class, the one to replace when the group changes.
+    const attribute = "data-efimero-" + group, old = root.getAttribute(attribute);
+    root.setAttribute(attribute, name);
     if (root.classList.contains(name)) continue;
-    for (const old of [...root.classList]) if (old.startsWith(PREFIXES[group])) root.classList.remove(old);
+    if (old) root.classList.remove(old);
     root.classList.add(name);
     changed.push(group);
   }
   const wanted = { ...prediction.css_variables };
-  if (context.prefers_reduced_motion) wanted["--animation-duration"] = "0ms";
+  if (context.prefers_reduced_motion && "--animation-duration" in wanted) wanted["--animation-duration"] = "0ms";
   const computed = getComputedStyle(root);
   for (const [name, value] of Object.entries(wanted)) {
     if (variables && !variables.includes(name)) continue;
@@ -274,18 +277,16 @@ function restore(key, hideMs, reveal) {
   try {
     const root = document.documentElement;
     let style = JSON.parse(/** @type {string} */ (localStorage.getItem(key)));
-    if (style) {
-      for (const name of Object.values(style.classes)) root.classList.add(name);
-      for (const name in style.variables) root.style.setProperty(name, style.variables[name]);
-    } else {
-      const computed = getComputedStyle(root);
-      for (const group of ["density", "font", "theme"]) {
-        const name = computed.getPropertyValue("--efimero-" + group).trim();
-        if (name) {
-          root.classList.add(name);
-          style = name;
-        }
-      }
+    const computed = getComputedStyle(root);
+    const classes = style ? style.classes : {};
+    if (style) for (const name in style.variables) root.style.setProperty(name, style.variables[name]);
+    else for (const group of computed.getPropertyValue("--efimero-groups").trim().split(/\s+/)) {
+      const name = group && computed.getPropertyValue("--efimero-" + group).trim();
+      if (name) style = classes[group] = name;
+    }
+    for (const group in classes) {
+      root.classList.add(classes[group]);
+      root.setAttribute("data-efimero-" + group, classes[group]);
     }
     if (style) performance.mark("efimero:styled");
     else if (hideMs && reveal) {
