@@ -9,11 +9,13 @@ estimators' allow-list (:func:`efimero.estimators._skops.load_trusted`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -65,6 +67,14 @@ def as_frame(X: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
 def transform(preprocessor: ColumnTransformer, X: pd.DataFrame, features: list[Feature]) -> np.ndarray:
     """The numeric matrix the estimators train and predict on."""
     return np.asarray(preprocessor.transform(as_frame(X, features)), dtype=np.float64)
+
+
+def fit_and_transform(preprocessor: ColumnTransformer, fit_on: pd.DataFrame, others: Sequence[pd.DataFrame],
+                      features: list[Feature]) -> tuple[ColumnTransformer, list[np.ndarray]]:
+    """A fresh copy of ``preprocessor`` fitted on ``fit_on``'s rows only, and the matrices of ``fit_on``
+    and of each of ``others`` through it (``preprocessor`` itself is left unfitted)."""
+    fitted = clone(preprocessor).fit(as_frame(fit_on, features))
+    return fitted, [transform(fitted, X, features) for X in (fit_on, *others)]
 
 
 def save_preprocessor(preprocessor: ColumnTransformer, directory: Path) -> str:

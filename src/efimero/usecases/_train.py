@@ -2,9 +2,12 @@
 
 1. Read the rows, resolve the features (inferred ones written back for review), split 80/10/10.
 2. Fit the preprocessing on the training split only, so no statistic leaks from the held-out rows.
-3. Per algorithm: tune its grid by k-fold CV on the training split, refit the winner on the whole
-   training split (boosters early-stop on the validation split, as the guide's loop does), and
-   score it on the validation split. A failing algorithm is recorded and the others go on.
+3. Per algorithm: tune its grid by k-fold CV on the training split, the preprocessing refitted
+   inside each fold on its k-1 training folds (:func:`~efimero.usecases._tune.cv_folds`), so CV
+   scores see no statistic of the fold they score; refit the winner on the whole training split
+   with the preprocessing of step 2 (boosters early-stop on the validation split, as the guide's
+   loop does), and score it on the validation split. A failing algorithm is recorded and the
+   others go on.
 4. Keep the best by the primary metric on the validation split; score every algorithm on the test
    split too (reported, never used to choose), beside the baseline's scores.
 5. Gate the best on the test split: every threshold and, by default, beating the baseline. A
@@ -32,10 +35,10 @@ from efimero.errors import EfimeroError, TrainingError
 from efimero.estimators import Estimator, TaskKind, make_estimator
 from efimero.usecases._data import Splits, check_columns, infer_features, read_source, split_rows, write_inferred
 from efimero.usecases._metrics import baseline, gate_failures, sort_value
-from efimero.usecases._prep import as_frame, build_preprocessor, save_preprocessor, transform
+from efimero.usecases._prep import build_preprocessor, fit_and_transform, save_preprocessor
 from efimero.usecases._registry import ESTIMATOR_DIR, UseCaseRegistry
 from efimero.usecases._schema import AlgorithmSpec, UseCaseSpec, load_usecase
-from efimero.usecases._tune import MAX_NOISE_SHARE, Search, predict_and_score, tune
+from efimero.usecases._tune import MAX_NOISE_SHARE, Fold, Search, cv_folds, predict_and_score, tune
 
 logger = logging.getLogger(__name__)
 
@@ -134,16 +137,17 @@ def train_usecase(
         inferred = str(write_inferred(source, spec, features))
     check_columns(frame, spec, features)
     splits = split_rows(frame, spec, features)
-    preprocessor = build_preprocessor(features, spec.preprocessing).fit(as_frame(splits.X_train, features))
-    matrices = [transform(preprocessor, X, features) for X in (splits.X_train, splits.X_val, splits.X_test)]
+    unfitted = build_preprocessor(features, spec.preprocessing)
+    preprocessor, matrices = fit_and_transform(unfitted, splits.X_train, [splits.X_val, splits.X_test], features)
     search = Search(spec.tuning.method, spec.tuning.n_iter, spec.tuning.n_trials, spec.cv.folds, spec.scorers,
                     spec.metric, seed, n_jobs)
+    folds = cv_folds(spec.task, unfitted, splits.X_train, splits.y_train, features, search)
     todo = spec.algorithm_specs(algorithms)
     runs, fitted = [], {}
     for done, algorithm in enumerate(todo):
         if progress is not None:
             progress(algorithm.name, done, len(todo))
-        run, model = _run(algorithm, spec.task, matrices, splits, search)
+        run, model = _run(algorithm, spec.task, matrices, folds, splits, search)
         runs.append(run)
         if model is not None:
             fitted[run.algorithm] = model
@@ -188,7 +192,7 @@ def _without_secrets(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _run(algorithm: AlgorithmSpec, task: TaskKind, matrices: list[np.ndarray], splits: Splits,
+def _run(algorithm: AlgorithmSpec, task: TaskKind, matrices: list[np.ndarray], folds: list[Fold], splits: Splits,
          search: Search) -> tuple[AlgorithmRun, Estimator | None]:
     """Tune, refit and score one algorithm; an error is recorded in the run, not raised."""
     started = time.perf_counter()
@@ -196,7 +200,7 @@ def _run(algorithm: AlgorithmSpec, task: TaskKind, matrices: list[np.ndarray], s
     run = AlgorithmRun(algorithm.name)
     try:
         tuned = tune(algorithm.name, task, fixed=algorithm.params, grid=algorithm.search_space(),
-                     X=X_train, y=splits.y_train, search=search)
+                     X=X_train, folds=folds, search=search)
         run.params, run.cv, run.cv_std, run.candidates = tuned.params, tuned.cv, tuned.cv_std, len(tuned.trials)
         model = make_estimator(algorithm.name, task, params=tuned.params, seed=search.seed, n_jobs=search.n_jobs)
         validation = {} if task is TaskKind.CLUSTERING else {"X_val": X_val, "y_val": splits.y_val}

@@ -2,10 +2,13 @@
 
 The estimators are efimero's own contract, not scikit-learn estimators, so the search is
 written here rather than with ``GridSearchCV``: a candidate is fitted on k-1 folds of the
-(already preprocessed) training split and scored on the k-th; the best mean of the primary
-metric wins. Folds are stratified for classification and seeded. Clustering has nothing to
-hold out: a candidate is scored on the rows it clustered, and one that calls more than half
-of them noise ranks last.
+training split and scored on the k-th; the best mean of the primary metric wins. Folds are
+stratified for classification and seeded. The preprocessing is part of what each fold fits, as
+in a scikit-learn ``Pipeline``: :func:`cv_folds` fits a fresh copy of it on each fold's k-1
+training folds only, so no held-out fold's statistics (means, scales, fill values, categories)
+reach the model scored on it. Clustering has nothing to hold out: a candidate is scored on the
+rows it clustered, preprocessed as the final model's are, and one that calls more than half of
+them noise ranks last.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import KFold, ParameterGrid, ParameterSampler, StratifiedKFold
 
 from efimero.errors import EfimeroError, TrainingError
 from efimero.estimators import Estimator, TaskKind, make_estimator
 from efimero.usecases._metrics import evaluate, sort_value
+from efimero.usecases._prep import fit_and_transform
+from efimero.usecases._schema import Feature
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,35 @@ class Search:
     n_jobs: int = 1
 
 
+@dataclass(frozen=True)
+class Fold:
+    """One CV fold as matrices: the preprocessing behind both was fitted on the ``fit`` rows only."""
+
+    X_fit: np.ndarray
+    y_fit: np.ndarray
+    X_held: np.ndarray
+    y_held: np.ndarray
+
+
+def cv_folds(task: TaskKind, preprocessor: ColumnTransformer, X: pd.DataFrame, y: np.ndarray | None,
+             features: list[Feature], search: Search) -> list[Fold]:
+    """The k CV folds of the training split ``X``, each preprocessed by its own copy of ``preprocessor``.
+
+    Each copy is fitted on the fold's k-1 training folds and then transforms them and the held-out
+    fold, as a ``Pipeline(preprocessor, estimator)`` would inside ``cross_validate``; the final
+    model's preprocessing is fitted on the whole training split apart from these. The folds are
+    the same for every algorithm and candidate, so they are preprocessed once per training.
+    Clustering has no folds (an empty list).
+    """
+    if task is TaskKind.CLUSTERING or y is None:
+        return []
+    folds = []
+    for train, held in _folds(task, y, search):
+        _, (X_fit, X_held) = fit_and_transform(preprocessor, X.iloc[train], [X.iloc[held]], features)
+        folds.append(Fold(X_fit, y[train], X_held, y[held]))
+    return folds
+
+
 @dataclass
 class Tuned:
     """The winning hyperparameters of one algorithm, their CV scores and every candidate tried."""
@@ -55,8 +91,11 @@ class Tuned:
 
 
 def tune(algorithm: str, task: TaskKind, *, fixed: Mapping[str, Any], grid: Mapping[str, list[Any]],
-         X: np.ndarray, y: np.ndarray | None, search: Search) -> Tuned:
+         X: np.ndarray, folds: list[Fold], search: Search) -> Tuned:
     """The best of ``grid`` (over ``fixed`` params) for ``algorithm`` by ``search.primary``'s CV mean.
+
+    ``folds`` come from :func:`cv_folds`; ``X`` is the preprocessed training split, used only by
+    clustering (scored on the rows it clustered).
 
     Raises:
         TrainingError: every candidate failed to fit (one error is named).
@@ -67,7 +106,7 @@ def tune(algorithm: str, task: TaskKind, *, fixed: Mapping[str, Any], grid: Mapp
     def score(candidate: dict[str, Any]) -> float:
         key = repr(sorted(candidate.items()))
         if key not in tried:
-            tried[key] = (candidate, *_cross_validate(algorithm, task, {**fixed, **candidate}, X, y, search))
+            tried[key] = (candidate, *_cross_validate(algorithm, task, {**fixed, **candidate}, X, folds, search))
         return tried[key][1]
 
     best = _search(grid, search, score)
@@ -111,16 +150,15 @@ def _optuna(space: dict[str, list[Any]], search: Search, score: Callable[[dict[s
 
 
 def _cross_validate(algorithm: str, task: TaskKind, params: dict[str, Any], X: np.ndarray,
-                    y: np.ndarray | None, search: Search) -> tuple[float, dict[str, Any]]:
+                    cv: list[Fold], search: Search) -> tuple[float, dict[str, Any]]:
     """The candidate's sortable primary score and its record (CV means, std, error)."""
     try:
         if task is TaskKind.CLUSTERING:
             model = _fit(algorithm, task, params, X, None, search)
             folds = [evaluate(task, None, model.predict(X), X=X, seed=search.seed)]
         else:
-            assert y is not None
-            folds = [_fold(algorithm, task, params, X, y, train, held, search)
-                     for train, held in _folds(task, y, search)]
+            folds = [predict_and_score(_fit(algorithm, task, params, fold.X_fit, fold.y_fit, search),
+                                       fold.X_held, fold.y_held, seed=search.seed) for fold in cv]
     except EfimeroError as exc:
         logger.info("%s %s failed: %s", algorithm, params, exc)
         return float("-inf"), {"cv": {}, "cv_std": None, "error": str(exc)}
@@ -137,12 +175,6 @@ def _cross_validate(algorithm: str, task: TaskKind, params: dict[str, Any], X: n
 def _folds(task: TaskKind, y: np.ndarray, search: Search) -> Any:
     splitter = StratifiedKFold if task.is_classification else KFold
     return splitter(n_splits=search.folds, shuffle=True, random_state=search.seed).split(np.zeros(len(y)), y)
-
-
-def _fold(algorithm: str, task: TaskKind, params: dict[str, Any], X: np.ndarray, y: np.ndarray,
-          train: np.ndarray, held: np.ndarray, search: Search) -> dict[str, Any]:
-    model = _fit(algorithm, task, params, X[train], y[train], search)
-    return predict_and_score(model, X[held], y[held], seed=search.seed)
 
 
 def _fit(algorithm: str, task: TaskKind, params: dict[str, Any], X: np.ndarray, y: np.ndarray | None,
