@@ -64,7 +64,7 @@ def compile_version(
     from efimero.registry import Registry
 
     registry = Registry(models)
-    names = list(registry.load(version).models)
+    names = registry.model_names(version)
     with progress_bar(len(names), quiet=json_output) as advance:
         report = registry.compile(version, compiler=compiler, progress=lambda name: advance(f"compiled {name}", 1))
     if json_output:

@@ -37,17 +37,7 @@ def load_bundle(directory: Path, name: str, manifest: dict[str, Any]) -> ModelBu
         ModelIntegrityError: a model file cannot be parsed by XGBoost.
         VersionNotFoundError: the version was removed while it was being read.
     """
-    index = read_json(directory / layout.INDEX)
-    entries = index.get("models") if isinstance(index, dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise RegistryFormatError(
-            f"{directory / layout.INDEX}: 'models' must be a non-empty list of model entries. "
-            f"Got {type(entries).__name__} instead; the version is malformed, train a new one."
-        )
-    models = {}
-    for entry in entries:
-        model = _model(directory, entry)
-        models[model.name] = model
+    models = load_models(directory)
     preprocessing = read_json(directory / layout.PREPROCESSING)
     try:
         preprocessor = Preprocessor.from_dict(preprocessing)
@@ -64,6 +54,31 @@ def load_bundle(directory: Path, name: str, manifest: dict[str, Any]) -> ModelBu
         metrics=_mapping(directory / layout.METRICS),
         inference=load_compiled(directory, models, manifest),
     )
+
+
+def model_entries(directory: Path) -> list[Any]:
+    """The entries of the version's model index (``models.json``), as written; not yet checked one by one.
+
+    Raises:
+        RegistryFormatError: the index is not a non-empty list of entries.
+    """
+    index = read_json(directory / layout.INDEX)
+    entries = index.get("models") if isinstance(index, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise RegistryFormatError(
+            f"{directory / layout.INDEX}: 'models' must be a non-empty list of model entries. "
+            f"Got {type(entries).__name__} instead; the version is malformed, train a new one."
+        )
+    return entries
+
+
+def load_models(directory: Path) -> dict[str, TrainedModel]:
+    """The version's models by name, boosters loaded (the version already verified), without compiled trees."""
+    models = {}
+    for entry in model_entries(directory):
+        model = _model(directory, entry)
+        models[model.name] = model
+    return models
 
 
 def _model(directory: Path, entry: Any) -> TrainedModel:

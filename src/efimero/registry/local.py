@@ -34,7 +34,7 @@ from efimero.errors import RegistryError, RegistryFormatError, VersionNotFoundEr
 from efimero.registry import _layout as layout
 from efimero.registry.compile import CompileReport, compile_version
 from efimero.registry.exploration import ExplorationPolicy, read_exploration, write_exploration
-from efimero.registry.load import load_bundle
+from efimero.registry.load import load_bundle, load_models, model_entries
 from efimero.registry.manifest import read_json, verify, write_manifest
 from efimero.registry.traffic import TrafficSplit, read_traffic, write_traffic
 
@@ -220,10 +220,15 @@ class Registry:
             RegistryError: the toolchain is missing or the compiled trees differ from XGBoost.
         """
         with exclusive_lock(self.root / layout.LOCK):
-            name = self.resolve(version)
-            directory = self.root / name
-            bundle = load_bundle(directory, name, verify(directory))
-            return compile_version(directory, bundle.models, compiler=compiler, progress=progress)
+            directory = self.root / self.resolve(version)
+            verify(directory)
+            # The boosters only: the compiled trees there now are about to be replaced, not checked.
+            return compile_version(directory, load_models(directory), compiler=compiler, progress=progress)
+
+    def model_names(self, version: str | None = None) -> tuple[str, ...]:
+        """The names of a version's models, from its index alone (no model is loaded, nothing verified)."""
+        entries = model_entries(self.root / self.resolve(version))
+        return tuple(str(entry.get("name")) if isinstance(entry, dict) else "?" for entry in entries)
 
     # -- writing -----------------------------------------------------------------------
     def save(
@@ -246,7 +251,7 @@ class Registry:
             self._write_files(staging, bundle, metrics=metrics, metadata=metadata)
             with exclusive_lock(self.root / layout.LOCK):
                 created = datetime.now(UTC)
-                name = self._reserve_name(created)
+                name = self.reserve_name(created)
                 stamp = {"version": name, "created_at": created.isoformat(timespec="seconds")}
                 atomic_write_json(staging / layout.METADATA, {**metadata, **stamp})
                 write_manifest(staging, version=name, created_at=stamp["created_at"])
@@ -408,8 +413,9 @@ class Registry:
         atomic_write_json(staging / layout.PREPROCESSING, bundle.preprocessor.to_dict())
         atomic_write_json(staging / layout.METRICS, metrics)
 
-    def _reserve_name(self, created: datetime) -> str:
-        """Take the first free name after every name ever issued here (caller holds the lock).
+    def reserve_name(self, created: datetime) -> str:
+        """Take the first free name after every name ever issued here, as an empty directory to
+        replace with the version's (the caller holds the registry's lock, or its own for this folder).
 
         ``mkdir`` alone is not enough: a name whose version was pruned is free again, and a
         writer whose clock reads an earlier second would take it for different content.

@@ -142,7 +142,7 @@ class UseCaseRegistry:
             write(staging)
             with self._locked(key) as entries:
                 created = datetime.now(UTC)
-                name = Registry(folder)._reserve_name(created)  # the same never-reused names as the main registry
+                name = Registry(folder).reserve_name(created)  # the same never-reused names as the main registry
                 entry = {**entry, "directory": name, "created_at": created.isoformat(timespec="seconds"),
                          "version": _next_version(entries, entry["features"])}
                 entry["model_id"] = f"UC-{entry['department'].upper()}-{key}-v{entry['version']}"
