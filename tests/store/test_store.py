@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -59,6 +60,26 @@ def test_an_interaction_is_committed_when_its_future_completes(store: Interactio
         done.result(timeout=10)  # no flush: completion alone means committed
     assert store.counts()["interactions"] == 50
     assert store.stats.batches < 50  # group commit: many logs share a transaction
+
+
+def test_predictions_linger_for_company_but_an_interaction_commits_at_once(store_url: str) -> None:
+    engine = open_engine(store_url)
+    store = InteractionStore(engine, pepper=PEPPER, linger_s=5.0)
+    store.start()
+    try:
+        for n in range(20):
+            store.record_prediction(prediction_row(f"p-{n}"))
+        started = time.monotonic()
+        store.record_interaction(interaction_row("p-0")).result(timeout=4)  # well inside the 5 s linger
+        assert time.monotonic() - started < 4
+        assert store.counts() == {"predictions": 20, "interactions": 1}
+        assert store.stats.batches == 1  # the predictions waited and shared the interaction's transaction
+        store.record_prediction(prediction_row("p-late"))
+        assert store.counts()["predictions"] == 20  # a lone prediction waits for company ...
+    finally:
+        store.close()  # ... and closing writes it all the same
+    assert InteractionStore(engine, pepper=PEPPER).counts()["predictions"] == 21
+    engine.dispose()
 
 
 def test_a_replayed_log_is_stored_once(store: InteractionStore) -> None:

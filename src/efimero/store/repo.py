@@ -88,6 +88,11 @@ class InteractionStore:
         max_batch: most records per transaction.
         max_queue: most records waiting; beyond it predictions are dropped (counted) and
             interactions refused with :class:`StoreUnavailableError`.
+        linger_s: how long a batch of fire-and-forget records (predictions and their errors)
+            waits for more before it is committed. A one-row transaction costs the serving process
+            several times the CPU per row of a 64-row one (``bench/bench_store_writer.py``), CPU
+            the requests share; nobody waits on these rows. A batch commits at once when it holds an
+            interaction, whose 202 waits on the commit, and on :meth:`close`.
 
     Example:
         >>> store = InteractionStore(open_engine("sqlite:///data/efimero.db"), pepper=b"...")  # doctest: +SKIP
@@ -101,6 +106,7 @@ class InteractionStore:
         pepper: bytes,
         max_batch: int = 500,
         max_queue: int = 100_000,
+        linger_s: float = 0.02,
     ) -> None:
         self.engine = engine
         self.stats = WriterStats()
@@ -111,8 +117,10 @@ class InteractionStore:
         self._pepper = pepper
         self._queue: queue.Queue[_Item] = queue.Queue(max_queue)
         self._max_batch = max_batch
+        self._linger_s = linger_s
         self._insert_interactions = idempotent_insert(engine, InteractionRecord, ["prediction_id", "session_id"])
         self._stop = threading.Event()
+        self._urgent = threading.Event()  # set by an interaction: someone waits on its commit
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
 
@@ -124,6 +132,7 @@ class InteractionStore:
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write everything queued, then stop the writer."""
+        self._urgent.set()
         self.flush(timeout_s)
         self._stop.set()
         if self._thread is not None:
@@ -191,6 +200,7 @@ class InteractionStore:
         except queue.Full:
             self.stats.dropped["interaction"] += 1
             raise StoreUnavailableError("the interaction store is falling behind; retry later.") from None
+        self._urgent.set()
         assert item.done is not None
         return item.done
 
@@ -243,8 +253,16 @@ class InteractionStore:
                 self._idle.notify_all()
 
     def _gather(self, first: _Item) -> list[_Item]:
-        """Take ``first`` and whatever queued meanwhile: no waiting, so a lone log commits at once,
-        while under load the records that arrive during one commit form the next batch."""
+        """Take ``first`` and what queued meanwhile. A fire-and-forget ``first`` (a prediction) first
+        lets ``linger_s`` pass, so that under load one transaction carries many records; an
+        interaction, whose 202 waits on the commit, ends the wait as it arrives.
+
+        The writer sleeps on an event only interactions set, not on the queue: queueing a
+        prediction then wakes no thread, which on a busy server saves a context switch per request.
+        """
+        if first.done is None and not self._stop.is_set():
+            self._urgent.wait(self._linger_s)
+        self._urgent.clear()
         batch = [first]
         while len(batch) < self._max_batch:
             try:
