@@ -30,7 +30,7 @@ from efimero.errors import TrainingError
 from efimero.registry import Registry
 from efimero.training import ModelBundle, Prediction, TrainingResult
 from efimero.training import train as train_models
-from efimero.training._dask import DaskEngine, train_dask
+from efimero.training._dask import NO_TUNING, DaskEngine, train_dask
 from efimero.training.tune import ProgressCallback
 
 _LIBRARIES = ("efimero", "xgboost", "scikit-learn", "numpy", "pandas", "optuna", "pandera", "dask", "distributed")
@@ -182,8 +182,7 @@ def train(
     task = tokens.task
     if engine is not None:
         if tune_hyperparams:
-            raise TrainingError("tuning runs on the local engine only: tune on a sample without --engine dask, "
-                                "then train on Dask with the tuned settings in the config.")
+            raise TrainingError(NO_TUNING)
         result = train_dask(data, task=task, settings=settings, engine=engine, progress=progress)
         total_rows = result.n_rows["total"]
     else:

@@ -151,9 +151,10 @@ def test_the_gate_passes_fails_or_says_it_could_not_run(bundles) -> None:
     assert nobody_live.passed is None
 
 
-def stored_logs(registry_root, version: str, tmp_path) -> str:
-    """The URL of a SQLite store holding 300 logged visits served by ``version`` under :data:`LOGGING`."""
-    url = f"sqlite:///{tmp_path}/store.db"
+def stored_logs(registry_root, version: str, tmp_path, url: str | None = None) -> str:
+    """The URL of a store (SQLite unless ``url`` names another) holding 300 logged visits served by ``version``
+    under :data:`LOGGING`."""
+    url = url or f"sqlite:///{tmp_path}/store.db"
     store = InteractionStore(open_engine(url), pepper=load_pepper(tmp_path / "pepper", create=True))
     store.start()
     logged = logged_frame(Registry(registry_root).load(version), 300, seed=6)

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from efimero.cli.main import app
 from efimero.collect import collect
+from efimero.collect import rewards as reward_labels
 from efimero.data.generate import generate_dataset
 from efimero.errors import DataValidationError, TrainingError
 from efimero.registry import Registry
 from efimero.schema import CSS_TASK
-from efimero.store import decisions, open_engine
+from efimero.store import InteractionRecord, PredictionRecord, decisions, iter_decisions, open_engine
 from efimero.training import row_weights, train
 from tests.bandit.test_evaluate import REWARD, stored_logs
 from tests.conftest import fast_config
@@ -106,3 +111,77 @@ def test_a_head_whose_every_reward_is_zero_is_a_clear_training_error() -> None:
     rows = generate_dataset(200, seed=4).assign(**{f"sample_weight__{THEME}": 0.0})
     with pytest.raises(TrainingError, match=f"the weights of {THEME} sum to 0 over the training rows"):
         train(rows, task=CSS_TASK, settings=fast_config().training)
+
+
+@pytest.fixture
+def messy_logs(registry_copy, tmp_path, store_url) -> str:
+    """:func:`stored_logs` plus what a real store also holds: later logs of a logged visit (the first one counts),
+    visits that never reported back (due: the default reward), recent ones (pending) and predictions without
+    decisions (left out). On SQLite, then (marked postgres) on PostgreSQL's server-side cursor."""
+    root, (_, live) = registry_copy()
+    url = stored_logs(root, live, tmp_path, store_url)
+    engine = open_engine(url, create=False)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        logged = session.scalars(select(PredictionRecord).order_by(PredictionRecord.event_time)).all()
+        for i, prediction in enumerate(logged[::4]):
+            for again in range(1 + i % 3):  # 1 to 3 more logs, so some straddle any chunk boundary
+                session.add(InteractionRecord(
+                    prediction_id=prediction.prediction_id, session_id=f"again-{again}", user_hash=None,
+                    received_at=prediction.created_at + timedelta(minutes=4 + again), session_duration_ms=1000,
+                    interactions_count=1, bounce_rate=1.0, scroll_depth=0.0, click_through_rate=0.0,
+                    page_load_time_ms=100.0, rendering_time_ms=10.0, device_info=None, network_conditions=None))
+        for i, prediction in enumerate(logged[:15]):
+            kind = ("silent", "recent", "undecided")[i % 3]
+            created = now - timedelta(minutes={"silent": 120, "recent": 5, "undecided": 60}[kind])
+            session.add(PredictionRecord(
+                prediction_id=f"{kind}-{i}", created_at=created, event_time=prediction.event_time,
+                model_version=prediction.model_version, arm="live", latency_ms=1.0, context={},
+                features=prediction.features, css_classes={}, css_variables=prediction.css_variables,
+                confidences={}, decisions=None if kind == "undecided" else prediction.decisions))
+        session.commit()
+    engine.dispose()
+    return url
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def test_decisions_stream_in_chunks_and_reward_rows_do_not_depend_on_the_chunk_size(messy_logs) -> None:
+    engine = open_engine(messy_logs, create=False)
+    window = {"start": datetime(2000, 1, 1, tzinfo=UTC), "end": datetime(2100, 1, 1, tzinfo=UTC)}
+    now = datetime.now(UTC)
+    try:
+        whole = decisions(engine, **window)
+        assert len(whole) == 310 and whole["prediction_id"].is_unique  # 300 logged, 5 silent, 5 recent
+        assert not whole["prediction_id"].str.startswith("undecided").any()
+        parts = list(iter_decisions(engine, **window, chunk_rows=2))  # some chunks hold only later logs: skipped
+        assert len(parts) > 100 and all(0 < len(part) <= 2 for part in parts)
+        assert [record for part in parts for record in _records(part)] == _records(whole)
+
+        expected, pending = reward_labels.reward_rows(engine, CSS_TASK, REWARD, **window, now=now, chunk_rows=10_000)
+        rewards, ready = REWARD.of_decisions(whole, now=now)  # in one read, as before chunks
+        assert (len(expected), pending) == (305, 5) == (ready.sum(), (~ready).sum())
+        assert np.array_equal(expected["sample_weight"], np.maximum(rewards[ready], 1e-3))
+        features = pd.DataFrame(list(whole.loc[ready, "features"]))[CSS_TASK.feature_names]
+        pd.testing.assert_frame_equal(expected[CSS_TASK.feature_names], features)
+        chunked, waiting = reward_labels.reward_rows(engine, CSS_TASK, REWARD, **window, now=now, chunk_rows=3)
+        pd.testing.assert_frame_equal(chunked, expected, check_exact=True)
+        assert waiting == pending
+    finally:
+        engine.dispose()
+
+
+def test_collect_reads_the_decisions_in_its_own_chunks(messy_logs, monkeypatch) -> None:
+    sizes: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        for part in iter_decisions(*args, **kwargs):
+            sizes.append(len(part))
+            yield part
+
+    monkeypatch.setattr(reward_labels, "iter_decisions", counted)
+    result = collect(messy_logs, labels="reward", reward=REWARD, chunk_rows=64)
+    assert len(sizes) > 4 and max(sizes) <= 64
+    assert (len(result.frame), result.pending_rewards) == (305, 5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -20,8 +21,9 @@ from efimero.errors import DataValidationError, TrainingError
 from efimero.gate import run_validation
 from efimero.schema import CSS_TASK
 from efimero.training import DaskEngine, evaluate
-from efimero.training._dask import dask_client, split_codes, split_rows, standardised
+from efimero.training._dask import dask_client, split_rows, standardised
 from efimero.training._dask_metrics import combine_stats, partition_stats
+from efimero.training._dask_read import split_codes
 from tests.conftest import fast_config
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword:DeprecationWarning",
@@ -125,7 +127,15 @@ def test_unreachable_scheduler_names_the_address(data, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_unreachable_scheduler_exits_1(data, tmp_path) -> None:
+def test_cli_unreachable_scheduler_exits_1(data, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import efimero.training._dask as on_dask
+
+    connect = on_dask.dask_client  # the CLI's engine, given 1 s to connect instead of its default 10 s
+
+    def within_1_s(engine: DaskEngine):
+        return connect(dataclasses.replace(engine, connect_timeout_s=1))
+
+    monkeypatch.setattr(on_dask, "dask_client", within_1_s)
     result = CliRunner().invoke(app, ["train", "--data", str(data), "--output", str(tmp_path / "m"), "--engine",
                                       "dask", "--scheduler", "tcp://127.0.0.1:9", "--json"])
     assert result.exit_code == 1

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from efimero.cli import _engine
 from efimero.cli._common import JSON_HELP, console, emit_json, reports_errors
 from efimero.cli._tracking import tracked
 from efimero.errors import ConfigError
@@ -108,33 +109,28 @@ def incremental(
     learning_rate_factor: float = typer.Option(0.8, min=0.01, max=1.0, help="Scale of the original learning rate."),
     min_improvement: float = typer.Option(0.01, min=0.0, help="Relative gain needed to save a version."),
     backup_current: bool = typer.Option(False, "--backup-current", help="Back up the live version first."),
-    engine: str = typer.Option("local", help="local, or dask: append the trees with xgboost.dask (xgb_model=)."),
-    scheduler: str = typer.Option(None, help="Dask scheduler address for --engine dask. "
-                                  "\\[default: a new LocalCluster of 2 workers]"),
+    engine: _engine.Engine = _engine.engine("append the trees with xgboost.dask (xgb_model=)"),
+    scheduler: str = _engine.scheduler(),
+    workers: int = _engine.workers(),
+    worker_memory: str = _engine.worker_memory(),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Continue boosting the live models on new data; keep the update only if it is better."""
     from efimero.config import IncrementalParameters
-    from efimero.errors import ConfigError
     from efimero.retrain import incremental as run_incremental
-    from efimero.training import DaskEngine
-
-    if engine not in ("local", "dask"):
-        raise ConfigError(f"--engine must be local or dask. Got {engine!r} instead.")
-    dask_engine = DaskEngine(scheduler=scheduler) if engine == "dask" or scheduler else None
 
     settings = IncrementalParameters(min_samples=min_samples, validation_split=validation_split,
                                      max_new_trees=max_new_trees, learning_rate_factor=learning_rate_factor,
                                      min_improvement_threshold=min_improvement)
     _show(run_incremental(data, models=models, settings=settings, backup_current=backup_current,
-                          engine=dask_engine), json_output)
+                          engine=_engine.dask_engine(engine, scheduler, workers, worker_memory)), json_output)
 
 
 @app.command("full")
 @reports_errors
 @tracked("retrain-full")
 def full_retrain(
-    data: list[Path] = typer.Option(..., help="Training files, combined (repeat --data)."),
+    data: list[Path] = typer.Option(..., help="Training files (or Parquet directories), combined (repeat --data)."),
     output: Path = typer.Option(Path("models"), help="Registry to add the version to."),
     tune_hyperparams: bool = typer.Option(False, "--tune-hyperparams", help="Search hyperparameters by CV."),
     cv_folds: int = typer.Option(None, min=0, help="CV folds; 0 skips CV. \\[default: training.data.cv_folds, 5]"),
@@ -142,6 +138,12 @@ def full_retrain(
         True, "--compare-with-current/--no-compare", help="Promote only if significantly better."),
     deploy_if_better: bool = typer.Option(False, "--deploy-if-better", help="Deploy a better version to --target."),
     target: str = typer.Option("staging", help="Environment for --deploy-if-better."),
+    engine: _engine.Engine = _engine.engine(
+        "xgboost.dask (no CV, no tuning) over the --data inputs: one data file or Parquet directory, or several "
+        "Parquet directories and .parquet files"),
+    scheduler: str = _engine.scheduler(),
+    workers: int = _engine.workers(),
+    worker_memory: str = _engine.worker_memory(),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Retrain from scratch on the combined data; compare with the live version; promote only if better."""
@@ -152,7 +154,8 @@ def full_retrain(
     data_settings: dict[str, Any] = {"allow_duplicates": True} | ({} if cv_folds is None else {"cv_folds": cv_folds})
     config = load_training_config(overrides={"training": {"data": data_settings}})
     result = full(data, output=output, config=config, tune_hyperparams=tune_hyperparams,
-                  compare_with_current=compare_with_current)
+                  compare_with_current=compare_with_current,
+                  engine=_engine.dask_engine(engine, scheduler, workers, worker_memory))
     if deploy_if_better:
         result = deploy_retrained(result, models=output, target=target)
     _show(result, json_output)

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from efimero.cli import _engine
 from efimero.cli._common import JSON_HELP, TOKENS_HELP, console, emit_json, progress_bar, reports_errors, style_tokens
 from efimero.cli._tracking import tracked
 
@@ -20,11 +21,6 @@ if TYPE_CHECKING:
 class Tuner(StrEnum):
     grid = "grid"
     optuna = "optuna"
-
-
-class Engine(StrEnum):
-    local = "local"
-    dask = "dask"
 
 
 def _overrides(**flags: Any) -> dict[str, Any]:
@@ -117,14 +113,11 @@ def train(
         None, help="Seed of splits and models. \\[default: training.data.random_state, 42]"),
     gpu: bool = typer.Option(False, "--gpu", help="Train on a CUDA GPU (XGBoost device='cuda')."),
     n_jobs: int = typer.Option(None, help="Threads per model, -1 for all cores. \\[default: training.n_jobs, -1]"),
-    engine: Engine = typer.Option(
-        Engine.local, help="local: one process; dask: xgboost.dask over the data's partitions (a directory of "
-        "Parquet part files), on a LocalCluster or --scheduler."),
-    scheduler: str = typer.Option(
-        None, help="Dask scheduler address (tcp://host:8786) for --engine dask. \\[default: a new LocalCluster]"),
-    workers: int = typer.Option(2, min=1, help="LocalCluster worker processes for --engine dask."),
-    worker_memory: str = typer.Option("2GiB", help="Memory limit of each LocalCluster worker (--engine dask); "
-                                      "workers spill to disk past 60 % of it."),
+    engine: _engine.Engine = _engine.engine(
+        "xgboost.dask over the data's partitions (a directory of Parquet part files)"),
+    scheduler: str = _engine.scheduler(),
+    workers: int = _engine.workers(),
+    worker_memory: str = _engine.worker_memory(),
     config: Path = typer.Option(None, help="Training config YAML. "
                                 "\\[default: training.yaml in $EFIMERO_CONFIG_DIR, else config/, when present]"),
     tokens: Path = typer.Option(None, help=TOKENS_HELP + "; the version carries them"),
@@ -134,7 +127,7 @@ def train(
     register the version."""
     from efimero._api import train as train_version
     from efimero.config import load_training_config
-    from efimero.training import DaskEngine, total_steps
+    from efimero.training import total_steps
     from efimero.training._dask import dask_steps
 
     overrides = _overrides(
@@ -143,8 +136,7 @@ def train(
         study_storage=study_storage,
     )
     cfg = load_training_config(config, overrides=overrides)
-    on_dask = engine is Engine.dask or scheduler is not None
-    dask_engine = DaskEngine(scheduler=scheduler, workers=workers, worker_memory=worker_memory) if on_dask else None
+    on_dask = _engine.dask_engine(engine, scheduler, workers, worker_memory)
     site_tokens = style_tokens(tokens)
     steps = (dask_steps(site_tokens.task) if on_dask else
              total_steps(site_tokens.task, cfg.training, tune_hyperparams=tune_hyperparams))
@@ -155,7 +147,7 @@ def train(
                       if where else "Optuna studies in memory: an interrupted run starts over.")
     with progress_bar(steps, quiet=json_output) as advance:
         run = train_version(data, output=output, config=cfg, tune_hyperparams=tune_hyperparams, progress=advance,
-                            engine=dask_engine, tokens=site_tokens)
+                            engine=on_dask, tokens=site_tokens)
     result = run.result
     if json_output:
         emit_json({"version": run.version, "models_dir": str(run.models_dir), "metrics": result.metrics,

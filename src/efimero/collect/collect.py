@@ -167,7 +167,8 @@ def collect(
 
     The window is read ``chunk_rows`` sessions at a time (:func:`efimero.store.iter_sessions`) and
     each chunk is judged before the next is read, so memory holds one chunk of raw logs plus the
-    compact results (the judged sessions' features, the training rows), never the whole window's logs.
+    compact results (the judged sessions' features, the training rows), never the whole window's logs;
+    with ``labels="reward"`` the logged decisions are read the same way (:func:`~efimero.collect.rewards.reward_rows`).
 
     ``tokens`` are the style tokens the logged predictions were served with (those of the live
     version, :func:`efimero.css.tokens_of`); the rows carry their targets.
@@ -188,7 +189,7 @@ def collect(
                 judged_parts.append(pd.DataFrame(judged))
         reward = reward or RewardFunction()
         rewarded, pending = (reward_rows(engine, task, reward, start=start, end=end, now=datetime.now(UTC),
-                                         tokens=tokens)
+                                         tokens=tokens, chunk_rows=chunk_rows)
                              if labels == "reward" else (pd.DataFrame(), 0))
     finally:
         engine.dispose()

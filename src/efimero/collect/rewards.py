@@ -27,6 +27,7 @@ A decision whose reward is not due yet (its log may still arrive, see
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,8 @@ from efimero.bandit.reward_model import CrossFittedRewardModel
 from efimero.css import DEFAULT_TOKENS, StyleTokens
 from efimero.errors import DataError
 from efimero.schema import TabularTask
-from efimero.store import decisions
+from efimero.store import iter_decisions
+from efimero.store.read import DEFAULT_CHUNK_ROWS
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -49,13 +51,65 @@ MAX_WEIGHT = 1000.0
 """Largest weight a training file may hold."""
 
 
+@dataclass
+class _Logged:
+    """The decisions of a window as the reward model needs them, nothing of the raw log kept.
+
+    Filled chunk by chunk: features and variables as numeric frames, per class slot the served
+    labels (the task's own label strings, shared, not one string per row) and their propensities,
+    the rewards.
+    """
+
+    features: list[pd.DataFrame] = field(default_factory=list)
+    values: list[pd.DataFrame] = field(default_factory=list)
+    served: dict[str, list[str]] = field(default_factory=dict)
+    propensity: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    rewards: list[np.ndarray] = field(default_factory=list)
+    pending: int = 0
+
+    def add(self, logged: pd.DataFrame, task: TabularTask, reward: RewardFunction, *, now: datetime,
+            tokens: StyleTokens, window: str) -> None:
+        """Keep the due decisions of one chunk of :func:`~efimero.store.iter_decisions`; count the pending ones.
+
+        Raises:
+            DataError: a decision lacks a feature, a variable or a class slot of ``task``.
+        """
+        rewards, ready = reward.of_decisions(logged, now=now)
+        self.pending += int((~ready).sum())
+        rows = logged[ready]
+        if rows.empty:
+            return
+        try:
+            features = pd.DataFrame([{name: f[name] for name in task.feature_names} for f in rows["features"]])
+            values = pd.DataFrame([{t.name: tokens.parse_variables(v)[t.name] for t in task.regression_targets}
+                                   for v in rows["css_variables"]])
+            shared = {t.name: {label: label for label in t.labels} for t in task.class_targets}
+            served = {slot: [labels.get(d["slots"][slot]["label"], d["slots"][slot]["label"])
+                             for d in rows["decisions"]] for slot, labels in shared.items()}
+            propensity = {slot: np.array([float(d["slots"][slot]["propensity"]) for d in rows["decisions"]])
+                          for slot in shared}
+        except KeyError as exc:
+            raise DataError(f"the logged decisions of {window} have no {exc.args[0]!r}, "
+                            f"which task {task.name} needs.") from None
+        for slot in shared:
+            self.served.setdefault(slot, []).extend(served[slot])
+            self.propensity.setdefault(slot, []).append(propensity[slot])
+        self.features.append(features)
+        self.values.append(values)
+        self.rewards.append(rewards[ready])
+
+
 def reward_rows(
     engine: Engine, task: TabularTask, reward: RewardFunction, *, start: datetime, end: datetime, now: datetime,
-    seed: int = 0, tokens: StyleTokens = DEFAULT_TOKENS,
+    seed: int = 0, tokens: StyleTokens = DEFAULT_TOKENS, chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> tuple[pd.DataFrame, int]:
     """One training row per logged decision with a due reward in [start, end), and how many are pending.
 
-    ``tokens`` read the logged CSS variables back into ``task``'s regression targets.
+    ``tokens`` read the logged CSS variables back into ``task``'s regression targets. The window
+    is read ``chunk_rows`` decisions at a time (:func:`~efimero.store.iter_decisions`) and each
+    chunk is reduced to the numbers the reward model needs before the next is read, so memory
+    holds those (a few dozen numbers a row), never the raw logs of the whole window. The rows and
+    their weights do not depend on ``chunk_rows``.
 
     Raises:
         DataError: a logged decision lacks a feature, a variable or a class slot of ``task`` (the log was
@@ -63,34 +117,26 @@ def reward_rows(
     """
     if task.weight_column is None:
         raise DataError(f"task {task.name} has no weight column: learning from rewards weighs every row.")
-    logged = decisions(engine, start=start, end=end)
-    rewards, ready = reward.of_decisions(logged, now=now)
-    rows = logged[ready].reset_index(drop=True)
-    rewards = rewards[ready]
+    logged = _Logged()
+    for chunk in iter_decisions(engine, start=start, end=end, chunk_rows=chunk_rows):
+        logged.add(chunk, task, reward, now=now, tokens=tokens, window=f"{start:%Y-%m-%d} to {end:%Y-%m-%d}")
     columns = [*task.columns, *task.weight_columns]
-    if rows.empty:
-        return pd.DataFrame(columns=columns), int((~ready).sum())
-    try:
-        features = pd.DataFrame([{name: f[name] for name in task.feature_names} for f in rows["features"]])
-        values = pd.DataFrame([{t.name: tokens.parse_variables(v)[t.name] for t in task.regression_targets}
-                               for v in rows["css_variables"]])
-        slots = {t.name: list(t.labels) for t in task.class_targets}
-        served = {slot: [d["slots"][slot]["label"] for d in rows["decisions"]] for slot in slots}
-        propensity = {slot: np.array([float(d["slots"][slot]["propensity"]) for d in rows["decisions"]])
-                      for slot in slots}
-    except KeyError as exc:
-        raise DataError(f"the logged decisions of {start:%Y-%m-%d} to {end:%Y-%m-%d} have no {exc.args[0]!r}, "
-                        f"which task {task.name} needs.") from None
-    model = CrossFittedRewardModel(np.hstack([features.to_numpy(float), values.to_numpy(float)]), slots, served,
-                                   rewards, seed=seed)
-    frame = features.copy()
+    if not logged.rewards:
+        return pd.DataFrame(columns=columns), logged.pending
+    features = pd.concat(logged.features, ignore_index=True)
+    values = pd.concat(logged.values, ignore_index=True)
+    rewards = np.concatenate(logged.rewards)
+    slots = {t.name: list(t.labels) for t in task.class_targets}
+    model = CrossFittedRewardModel(np.hstack([features.to_numpy(float), values.to_numpy(float)]), slots,
+                                   logged.served, rewards, seed=seed)
+    frame = features
     for slot, labels in slots.items():
-        frame[slot], frame[task.target_weight_column(slot)] = _best_labels(model, served, slot, labels,
-                                                                           rewards, propensity[slot])
+        frame[slot], frame[task.target_weight_column(slot)] = _best_labels(
+            model, logged.served, slot, labels, rewards, np.concatenate(logged.propensity[slot]))
     for target in task.regression_targets:
         frame[target.name] = values[target.name].clip(target.minimum, target.maximum).round(3)
     frame[task.weight_column] = np.maximum(rewards, MIN_ROW_WEIGHT)
-    return frame[columns], int((~ready).sum())
+    return frame[columns], logged.pending
 
 
 def _best_labels(

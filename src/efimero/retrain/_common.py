@@ -18,7 +18,7 @@ from efimero.data.validate import validate_frame
 from efimero.errors import DataError
 from efimero.registry import Registry
 from efimero.schema import CSS_TASK, TabularTask
-from efimero.training import ModelBundle, evaluate, stratify_by, summary_scores
+from efimero.training import ModelBundle, evaluate, fill_weights, stratify_by, summary_scores
 
 logger = logging.getLogger(__name__)
 
@@ -60,22 +60,21 @@ def tracked(retrain: F) -> F:
     return cast(F, wrapper)
 
 
-def read_files(paths: Sequence[str | Path], task: TabularTask = CSS_TASK) -> list[pd.DataFrame]:
-    """Read and validate each data file (duplicates allowed: production repeats itself)."""
+def require_data(paths: Sequence[str | Path]) -> None:
+    """Refuse a retraining given no data file."""
     if not paths:
         raise DataError("give at least one --data file.")
+
+
+def read_files(paths: Sequence[str | Path], task: TabularTask = CSS_TASK) -> list[pd.DataFrame]:
+    """Read and validate each data file (duplicates allowed: production repeats itself)."""
+    require_data(paths)
     return [validate_frame(read_table(p), task=task, source=str(p), allow_duplicates=True)[0] for p in paths]
 
 
 def combine(frames: Sequence[pd.DataFrame], task: TabularTask = CSS_TASK) -> pd.DataFrame:
     """The files' rows in order; rows of files without weights count 1."""
-    frame = pd.concat(frames, ignore_index=True)
-    if task.weight_column and task.weight_column in frame:
-        frame[task.weight_column] = frame[task.weight_column].fillna(1.0)
-    for own in task.weight_columns[1:]:  # a file without a head's own weights falls back to the row weight
-        if own in frame:
-            frame[own] = frame[own].fillna(frame[task.weight_column] if task.weight_column in frame else 1.0)
-    return frame
+    return fill_weights(pd.concat(frames, ignore_index=True), task)
 
 
 def load_rows(paths: Sequence[str | Path], task: TabularTask = CSS_TASK) -> pd.DataFrame:

@@ -25,10 +25,12 @@ from efimero.config import TrainingConfig, load_training_config
 from efimero.css import DEFAULT_TOKENS, tokens_of
 from efimero.css import METADATA_KEY as TOKENS_METADATA_KEY
 from efimero.data import data_metadata, write_table
+from efimero.errors import TrainingError
 from efimero.registry import Registry
-from efimero.retrain._common import RetrainResult, combine, read_files, score, tracked
+from efimero.retrain._common import RetrainResult, combine, read_files, require_data, score, tracked
 from efimero.schema import TabularTask
-from efimero.training import train
+from efimero.training import DaskEngine, train, train_dask
+from efimero.training._dask import NO_TUNING
 
 
 @tracked
@@ -40,6 +42,7 @@ def full(
     tune_hyperparams: bool = False,
     compare_with_current: bool = True,
     task: TabularTask | None = None,
+    engine: DaskEngine | None = None,
 ) -> RetrainResult:
     """Retrain every model from scratch on ``data``; promote only a significantly better version.
 
@@ -47,20 +50,39 @@ def full(
     the library versions, as ``efimero train`` does, so drift checks, ``collect --validate`` and
     the next incremental run's forgetting check can read all of its training data. The new version
     predicts the style tokens of the live one (``task`` defaults to theirs).
+
+    With ``engine`` the models are trained with ``xgboost.dask`` (:func:`~efimero.training.train_dask`:
+    Dask's own split, no CV, no tuning); the version is an ordinary one, and its held-out rows,
+    gathered from the workers, are compared with the live version as the local ones are. ``data``
+    is then one input :func:`~efimero.training.train_dask` reads, or several Parquet inputs
+    (directories of part files or ``.parquet`` files).
+
+    Raises:
+        TrainingError: tuning was asked for on Dask, or Dask training failed.
+        DataError: ``data`` is empty, or one of several inputs is not Parquet (with ``engine``).
     """
     config = config or load_training_config()
     registry = Registry(output)
     live = registry.current()
     tokens = tokens_of(registry.info(live).metadata) if live is not None else DEFAULT_TOKENS
     task = task or tokens.task
-    frames = read_files(list(data), task)
-    frame = combine(frames, task)
-    trained = train(frame, task=task, settings=config.training, tune_hyperparams=tune_hyperparams)
+    settings = config.training
+    if engine is None:
+        frames = read_files(list(data), task)
+        trained = train(combine(frames, task), task=task, settings=settings, tune_hyperparams=tune_hyperparams)
+        trained.input_rows = [len(rows) for rows in frames]
+    else:
+        if tune_hyperparams:
+            raise TrainingError(NO_TUNING)
+        require_data(data)
+        # duplicates allowed, as read_files allows them: production repeats itself
+        settings = settings.model_copy(update={"data": settings.data.model_copy(update={"allow_duplicates": True})})
+        trained = train_dask(list(data), task=task, settings=settings, engine=engine, keep_test_rows=True)
     metadata = {
         "task": task.name, TOKENS_METADATA_KEY: tokens.to_dict(), "algorithm": "xgboost", "strategy": "full",
-        "parent_version": live,
-        "hyperparameters": trained.hyperparameters, "training_settings": config.training.model_dump(mode="json"),
-        **data_metadata([(path, len(rows)) for path, rows in zip(data, frames, strict=True)]),
+        "parent_version": live, "engine": engine.describe() if engine is not None else {"name": "local"},
+        "hyperparameters": trained.hyperparameters, "training_settings": settings.model_dump(mode="json"),
+        **data_metadata(list(zip(data, trained.input_rows, strict=True))),
         "rows": trained.n_rows, "training_duration_s": round(trained.duration_s, 3),
         "library_versions": library_versions(),
     }
@@ -74,7 +96,7 @@ def full(
         with tempfile.TemporaryDirectory() as scratch:
             test_file = write_table(holdout, Path(scratch) / "holdout.csv")
             comparison = compare_versions(registry.path(live), registry.path(version), test_file)
-        production = task.weight_column is not None and task.weight_column in frame
+        production = task.weight_column is not None and task.weight_column in holdout
         verdict = _class_verdict(comparison) if production else comparison.verdict
         result.scores = {"holdout": {"current": score(registry.load(live), holdout),
                                      "retrained": score(trained.bundle, holdout)},

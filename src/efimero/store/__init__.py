@@ -8,6 +8,7 @@ from efimero.store.models import LIVE_ARM, AlertRecord, InteractionRecord, Predi
 from efimero.store.read import (
     decisions,
     end_after_newest_visit,
+    iter_decisions,
     iter_sessions,
     latest_event_time,
     prediction_errors,
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_URL", "KINDS", "LIVE_ARM", "PEPPER_ENV", "AlertRecord", "Deleted", "InteractionRecord",
     "InteractionStore", "PredictionErrorRecord", "PredictionIds", "PredictionRecord", "RecordRefusedError",
     "StoreUnavailableError", "StoredAlert", "decisions", "default_pepper_file", "end_after_newest_visit",
-    "forget_user", "iter_sessions", "latest_event_time", "load_pepper", "open_engine", "prediction_errors",
-    "predictions", "prune_older_than", "recent_alerts", "record_alert", "record_delivery", "sessions",
+    "forget_user", "iter_decisions", "iter_sessions", "latest_event_time", "load_pepper", "open_engine",
+    "prediction_errors", "predictions", "prune_older_than", "recent_alerts", "record_alert", "record_delivery",
+    "sessions",
 ]

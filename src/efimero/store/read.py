@@ -1,5 +1,6 @@
-"""Reading the store for data collection and monitoring: sessions joined to their predictions, the
-predictions and failed predictions of a window."""
+"""Reading the store for data collection and monitoring: sessions joined to their predictions, logged
+decisions with their first log, the predictions and failed predictions of a window; the first two also
+streamed in chunks."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ SESSION_COLUMNS = _SESSION_PREDICTION_COLUMNS + _SESSION_INTERACTION_COLUMNS
 
 
 DEFAULT_CHUNK_ROWS = 10_000
-"""Rows per chunk when a window is streamed (:func:`iter_sessions`)."""
+"""Rows per chunk when a window is streamed (:func:`iter_sessions`, :func:`iter_decisions`)."""
 
 
 def sessions_query(*, start: datetime, end: datetime, min_session_duration_ms: int = 0) -> Select[Any]:
@@ -64,18 +65,36 @@ def iter_sessions(engine: Engine, *, start: datetime, end: datetime, min_session
         StoreError: the store cannot be read (at the start or between chunks).
     """
     query = sessions_query(start=start, end=end, min_session_duration_ms=min_session_duration_ms)
+    yield from _stream(engine, query, SESSION_COLUMNS, "sessions", chunk_rows)
+
+
+def _stream(engine: Engine, query: Select[Any], columns: tuple[str, ...], what: str,
+            chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The rows of ``query`` in frames of at most ``chunk_rows`` through a server-side cursor (see iter_sessions)."""
     try:
         with Session(engine) as session:
             result = session.execute(query, execution_options={"yield_per": chunk_rows})
             for part in result.partitions():
-                yield pd.DataFrame([tuple(row) for row in part], columns=list(SESSION_COLUMNS))
+                yield pd.DataFrame([tuple(row) for row in part], columns=list(columns))
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read sessions from the store: {exc}") from exc
+        raise StoreError(f"cannot read {what} from the store: {exc}") from exc
 
 
 _DECISION_COLUMNS = ("prediction_id", "created_at", "event_time", "model_version", "arm", "context", "features",
                      "css_variables", "decisions")
 DECISION_COLUMNS = (*_DECISION_COLUMNS, "received_at", *_SESSION_INTERACTION_COLUMNS)
+
+
+def decisions_query(*, start: datetime, end: datetime) -> Select[Any]:
+    """The window query of :func:`decisions`: every log of each prediction, its rows next to each other."""
+    return (
+        select(*(getattr(PredictionRecord, name) for name in _DECISION_COLUMNS), InteractionRecord.received_at,
+               *(getattr(InteractionRecord, name) for name in _SESSION_INTERACTION_COLUMNS))
+        .outerjoin(InteractionRecord, InteractionRecord.prediction_id == PredictionRecord.prediction_id)
+        .where(PredictionRecord.event_time >= start, PredictionRecord.event_time < end,
+               PredictionRecord.decisions.is_not(None))
+        .order_by(PredictionRecord.event_time, PredictionRecord.prediction_id, InteractionRecord.id)
+    )
 
 
 def decisions(engine: Engine, *, start: datetime, end: datetime) -> pd.DataFrame:
@@ -84,15 +103,31 @@ def decisions(engine: Engine, *, start: datetime, end: datetime) -> pd.DataFrame
     Unlike :func:`sessions`, predictions without a log are kept (``received_at`` is None): a
     visitor who never reported back is an outcome too, which the reward's wait window scores.
     """
-    query = (
-        select(*(getattr(PredictionRecord, name) for name in _DECISION_COLUMNS), InteractionRecord.received_at,
-               *(getattr(InteractionRecord, name) for name in _SESSION_INTERACTION_COLUMNS))
-        .outerjoin(InteractionRecord, InteractionRecord.prediction_id == PredictionRecord.prediction_id)
-        .where(PredictionRecord.event_time >= start, PredictionRecord.event_time < end,
-               PredictionRecord.decisions.is_not(None))
-        .order_by(PredictionRecord.event_time, PredictionRecord.prediction_id, InteractionRecord.id)
-    )
-    frame = _frame(engine, query, DECISION_COLUMNS, "decisions")
+    return _first_logs(_frame(engine, decisions_query(start=start, end=end), DECISION_COLUMNS, "decisions"))
+
+
+def iter_decisions(engine: Engine, *, start: datetime, end: datetime,
+                   chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """:func:`decisions` in frames of at most ``chunk_rows`` rows, in the same order, read as they are consumed.
+
+    Read as :func:`iter_sessions` reads (a server-side cursor, one snapshot). A prediction's
+    logs may straddle two chunks: the first chunk keeps its first log, the next one drops the rest.
+    A chunk left empty by that is not yielded.
+
+    Raises:
+        StoreError: the store cannot be read (at the start or between chunks).
+    """
+    previous: str | None = None  # the last prediction of the chunk before
+    for part in _stream(engine, decisions_query(start=start, end=end), DECISION_COLUMNS, "decisions", chunk_rows):
+        last = part["prediction_id"].iloc[-1]
+        part = _first_logs(part[part["prediction_id"] != previous] if previous is not None else part)
+        previous = last
+        if len(part):
+            yield part
+
+
+def _first_logs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`decisions_query` with decisions logged, one per prediction: its first log."""
     frame = frame[frame["decisions"].map(lambda value: isinstance(value, dict)).astype(bool)]
     return frame.drop_duplicates("prediction_id", keep="first").reset_index(drop=True)
 

@@ -2,7 +2,7 @@
 
 from efimero.bundle import ClassPrediction, ModelBundle, Prediction, Preprocessor, TrainedModel
 from efimero.training._dask import DaskEngine, train_dask
-from efimero.training.fit import TrainingResult, row_weights, stratify_by, total_steps, train
+from efimero.training.fit import TrainingResult, fill_weights, row_weights, stratify_by, total_steps, train
 from efimero.training.metrics import evaluate, summary_scores
 from efimero.training.tune import TuningResult, cross_validate, tune
 
@@ -17,6 +17,7 @@ __all__ = [
     "TuningResult",
     "cross_validate",
     "evaluate",
+    "fill_weights",
     "row_weights",
     "stratify_by",
     "summary_scores",

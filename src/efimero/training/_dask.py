@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,10 +38,9 @@ import pandas as pd
 
 from efimero.bundle import ModelBundle, Preprocessor, TrainedModel
 from efimero.config import ClassifierParams, RegressorParams, TrainingSettings
-from efimero.data import is_partitioned, parquet_parts
-from efimero.data.validate import check_duplicates, check_part, load_training_data
-from efimero.errors import DataValidationError, TrainingError
+from efimero.errors import TrainingError
 from efimero.schema import TabularTask
+from efimero.training._dask_read import EARLY, FIT, SPLIT_COLUMN, TEST, dask_inputs, read_data
 from efimero.training._xgb import Runtime, booster_params, for_inference, gpu_problem, used_trees
 from efimero.training.fit import MIN_ROWS, TrainingResult
 from efimero.training.metrics import summary_scores
@@ -51,11 +50,8 @@ if TYPE_CHECKING:
     import dask.dataframe as dd
     from distributed import Client
 
-FIT, EARLY, TEST = 0, 1, 2
-_SPLIT = "_efimero_split"
-VALIDATION_BATCH_ROWS = 50_000
-"""Rows a worker validates at once: pandera's peak memory grows with the batch, not with the dataset."""
-_SPLIT_STREAM = 0x53504C4954  # "SPLIT": the spawn key that keeps the split's draws apart from the generator's
+NO_TUNING = ("tuning runs on the local engine only: tune on a sample without --engine dask, then train on Dask with "
+             "the tuned settings in the config.")
 
 
 @dataclass(frozen=True)
@@ -113,80 +109,6 @@ def _check_gpus(client: Client) -> None:
     if problems:
         worker, problem = next(iter(problems.items()))
         raise TrainingError(f"Dask worker {worker}: {problem}")
-
-
-def read_data(client: Client, data: Path, task: TabularTask, settings: TrainingSettings, *,
-              partitions: int) -> tuple[dd.DataFrame, int]:
-    """Validate ``data`` and open it as a Dask DataFrame of the task's columns and the split; also return its rows.
-
-    A partitioned Parquet directory is validated on the workers, one part file per task
-    (:func:`~efimero.data.validate.check_part`), and read one partition per part file
-    (``dask.dataframe.from_map`` over ``pandas.read_parquet``); a single file is read and
-    validated here and split into ``partitions``. Each row's split (:func:`split_codes`) is fixed
-    as it is read, so no fusing or regrouping of partitions by Dask can move a row to another split.
-
-    Raises:
-        DataValidationError: the first part file (in name order) that breaks a rule, or a duplicate row.
-    """
-    import dask.dataframe as dd
-
-    if not is_partitioned(data):
-        frame, _ = load_training_data(data, task=task, allow_duplicates=settings.data.allow_duplicates)
-        frame = frame.assign(**{_SPLIT: split_codes(0, len(frame), settings)})
-        return dd.from_pandas(frame, npartitions=max(partitions, 1), sort=False), len(frame)
-    parts = parquet_parts(data)
-    checks = client.gather(client.map(check_part, parts, task=task, batch_rows=VALIDATION_BATCH_ROWS, pure=False))
-    client.run(_trim_memory)
-    for check in checks:
-        if check.failures:
-            raise DataValidationError(str(check.part), check.failures)
-    if not settings.data.allow_duplicates:
-        check_duplicates(np.concatenate([c.hashes for c in checks]), [(c.part, 0, c.rows) for c in checks])
-    schema = _schema(parts[0])
-    columns = [name for name in (*task.columns, *task.weight_columns)
-               if name in set(task.columns) or name in schema.names]
-    meta = schema.empty_table().select(columns).to_pandas().assign(**{_SPLIT: np.int8(0)})
-    frame = dd.from_map(_read_part, [str(p) for p in parts], range(len(parts)), args=[columns, settings], meta=meta,
-                        label="read-parquet-part", enforce_metadata=False)
-    return frame, sum(c.rows for c in checks)
-
-
-def _trim_memory() -> None:
-    """Give the heap pandera's validation grew back to the OS, so a worker starts training from its baseline."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _schema(part: Path) -> Any:
-    """The Arrow schema of a Parquet file, read from its footer."""
-    import pyarrow.parquet as pq
-
-    return pq.read_schema(part)
-
-
-def split_codes(file_id: int, rows: int, settings: TrainingSettings) -> np.ndarray:
-    """The split of each row of one file: a uniform draw per row seeded from (random_state, file index).
-
-    The seed sequence carries its own spawn key, so the draws are independent of any other stream
-    seeded with the same numbers: ``efimero data generate`` seeds chunk ``i`` with ``(seed, i)``, and
-    with ``seed == random_state`` a plain ``(random_state, i)`` would replay the draws that chose
-    each row's hour, putting the early hours in the test rows.
-    """
-    data = settings.data
-    rng = np.random.default_rng(np.random.SeedSequence([data.random_state, file_id], spawn_key=(_SPLIT_STREAM,)))
-    draw = rng.random(rows)
-    early = data.test_size + (1 - data.test_size) * data.validation_split
-    return np.where(draw < data.test_size, TEST, np.where(draw < early, EARLY, FIT)).astype(np.int8)
-
-
-def _read_part(part: str, file_id: int, names: list[str], settings: TrainingSettings) -> pd.DataFrame:
-    """One part file as one partition, its split column computed as it is read (so no regrouping moves it)."""
-    frame = pd.read_parquet(part, columns=names)
-    return frame.assign(**{_SPLIT: split_codes(file_id, len(frame), settings)})
 
 
 def _moments(frame: dd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -298,25 +220,32 @@ def fit_models(client: Client, split: _Split, task: TabularTask, settings: Train
 
 def split_rows(marked: dd.DataFrame, task: TabularTask) -> _Split:
     """Select the fit, early-stopping and test rows by the split column :func:`read_data` added; fit the scaler."""
-    train = marked[marked[_SPLIT] != TEST]
-    mean, scale = _moments(train[task.feature_names])
-    return _Split(marked[marked[_SPLIT] == FIT], marked[marked[_SPLIT] == EARLY], marked[marked[_SPLIT] == TEST],
+    split = marked[SPLIT_COLUMN]
+    mean, scale = _moments(marked[split != TEST][task.feature_names])
+    return _Split(marked[split == FIT], marked[split == EARLY], marked[split == TEST],
                   Preprocessor(list(task.feature_names), mean, scale))
 
 
 def train_dask(
-    data: str | Path,
+    data: str | Path | Sequence[str | Path],
     *,
     task: TabularTask,
     settings: TrainingSettings,
     engine: DaskEngine | None = None,
     progress: ProgressCallback | None = None,
+    keep_test_rows: bool = False,
 ) -> TrainingResult:
-    """Train every model of ``task`` on Dask from a Parquet directory (or any data file); see the module docstring.
+    """Train every model of ``task`` on Dask from a Parquet directory (or any data file), or from several Parquet
+    inputs combined (:func:`read_data`); see the module docstring.
+
+    ``input_rows`` of the result holds the rows of each input. With ``keep_test_rows`` the test rows
+    are gathered into ``test_rows`` (the client then holds them: ``test_size`` of the data), for a
+    comparison that needs them in one frame (full retraining compares them with the live version).
 
     Raises:
         TrainingError: the scheduler is unreachable, too few rows, a target with one label, or
             ``device="cuda"`` without a usable GPU on a worker.
+        DataError: one of several inputs is not Parquet, or an input is missing.
         DataValidationError: the data breaks the schema (part file and row named).
 
     Example:
@@ -324,12 +253,14 @@ def train_dask(
     """
     from efimero.training._dask_metrics import evaluate_distributed
 
+    inputs = dask_inputs([Path(data)] if isinstance(data, str | Path) else [Path(path) for path in data])
     engine = engine or DaskEngine()
     started = time.perf_counter()
     with dask_client(engine) as client:
         if settings.device == "cuda":
             _check_gpus(client)
-        frame, rows = read_data(client, Path(data), task, settings, partitions=max(engine.workers, 1))
+        frame, input_rows = read_data(client, inputs, task, settings, partitions=max(engine.workers, 1))
+        rows = sum(input_rows)
         if progress:
             progress("validated on Dask", 1)
         if rows < MIN_ROWS:
@@ -340,6 +271,7 @@ def train_dask(
         runtime = Runtime(seed=settings.data.random_state, n_jobs=-1, device=settings.device)
         bundle = ModelBundle(split.preprocessor, fit_models(client, split, task, settings, runtime, labels, progress))
         metrics, counts = evaluate_distributed(client, bundle, split)
+        test_rows = split.test.drop(columns=SPLIT_COLUMN).compute().reset_index(drop=True) if keep_test_rows else None
         if progress:
             progress("test metrics on Dask", 1)
     metrics["cv"] = {}
@@ -349,6 +281,7 @@ def train_dask(
         hyperparameters={name: model.params for name, model in bundle.models.items()},
         duration_s=time.perf_counter() - started,
         n_rows={"total": rows, "train": counts[FIT], "early_stopping": counts[EARLY], "test": counts[TEST]},
+        test_rows=test_rows, input_rows=input_rows,
     )
 
 

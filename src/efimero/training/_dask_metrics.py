@@ -103,7 +103,7 @@ def evaluate_distributed(client: Client, bundle: ModelBundle, split: _Split) -> 
     """Test metrics of ``bundle`` over the test partitions, and the rows of each split, in one pass."""
     import dask
 
-    from efimero.training._dask import EARLY, FIT, TEST
+    from efimero.training._dask_read import EARLY, FIT, TEST
 
     shared = client.scatter(bundle, broadcast=True)
     stats = [dask.delayed(partition_stats)(part, shared) for part in split.test.to_delayed()]

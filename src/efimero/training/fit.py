@@ -34,6 +34,8 @@ class TrainingResult:
     n_rows: dict[str, int] = field(default_factory=dict)
     test_rows: pd.DataFrame | None = None
     """The held-out rows the metrics were computed on (not saved; comparisons reuse them)."""
+    input_rows: list[int] = field(default_factory=list)
+    """Rows of each input read, in order (Dask training reads its inputs itself; a frame is one input)."""
 
 
 def stratify_by(frame: pd.DataFrame, column: str | None) -> pd.Series | None:
@@ -52,6 +54,17 @@ def row_weights(task: TabularTask, rows: pd.DataFrame, targets: list[str] | None
         if column and column in rows.columns:
             return rows[column].to_numpy(dtype=float)
     return None
+
+
+def fill_weights(frame: pd.DataFrame, task: TabularTask) -> pd.DataFrame:
+    """Weights of rows combined from files with and without them: rows without a row weight count 1, rows
+    without a class head's own weight take their row weight (or 1). Fills ``frame`` in place and returns it."""
+    if task.weight_column and task.weight_column in frame:
+        frame[task.weight_column] = frame[task.weight_column].fillna(1.0)
+    for own in task.weight_columns[1:]:
+        if own in frame:
+            frame[own] = frame[own].fillna(frame[task.weight_column] if task.weight_column in frame else 1.0)
+    return frame
 
 
 def total_steps(task: TabularTask, settings: TrainingSettings, *, tune_hyperparams: bool) -> int:
@@ -142,4 +155,4 @@ def train(
     )
 
 
-__all__ = ["ModelSpec", "TrainingResult", "row_weights", "stratify_by", "total_steps", "train"]
+__all__ = ["ModelSpec", "TrainingResult", "fill_weights", "row_weights", "stratify_by", "total_steps", "train"]
