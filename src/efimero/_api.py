@@ -28,7 +28,7 @@ from efimero.data.generate import (
 from efimero.data.validate import ValidationReport, load_training_data, validate_dataset, validate_frame
 from efimero.errors import TrainingError
 from efimero.registry import Registry
-from efimero.training import ModelBundle, Prediction, TrainingResult
+from efimero.training import DASK_SPLIT, ModelBundle, Prediction, TrainingResult
 from efimero.training import train as train_models
 from efimero.training._dask import NO_TUNING, DaskEngine, train_dask
 from efimero.training.tune import ProgressCallback
@@ -205,6 +205,7 @@ def train(
         "training_duration_s": round(result.duration_s, 3),
         "library_versions": library_versions(),
         "engine": engine.describe() if engine is not None else {"name": "local"},
+        **({"split": DASK_SPLIT} if engine is not None else {}),
     }
     models_dir = Path(output) if output is not None else config.registry.model_dir
     registry = Registry(models_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import efimero
@@ -32,8 +33,37 @@ def test_incremental_on_dask_appends_trees_like_the_local_path(registry_copy, tm
         assert grown == 4
         assert model.booster.feature_names is None
     rows = efimero.generate(300, output=tmp_path / "fresh.csv", seed=8).output
-    frame = __import__("pandas").read_csv(rows)
+    frame = pd.read_csv(rows)
     left, right = a.predict_frame(frame), b.predict_frame(frame)
     assert (left.css_class_theme == right.css_class_theme).mean() > 0.95
     np.testing.assert_allclose(left.font_size_base, right.font_size_base, atol=0.5)
     assert b.metadata["engine"]["name"] == "dask" and a.metadata["engine"] == {"name": "local"}
+
+
+@pytest.mark.slow
+def test_a_dask_versions_test_rows_are_rebuilt_for_the_forgetting_check_of_the_next_retraining(tmp_path) -> None:
+    from efimero._api import generate_partitioned, train
+    from efimero.config import IncrementalParameters
+    from efimero.registry import Registry
+    from efimero.retrain._common import original_test_rows
+    from efimero.schema import CSS_TASK
+    from efimero.training import train_dask
+    from tests.conftest import fast_config
+
+    data = generate_partitioned(900, output=tmp_path / "parts", seed=3, chunk_rows=300).output
+    engine = DaskEngine(workers=2, processes=False)
+    config = fast_config()
+    run = train(data, output=tmp_path / "models", config=config, engine=engine)
+    live = efimero.load(tmp_path / "models")
+    assert live.metadata["split"] == "dask"
+    held_out = train_dask(data, task=CSS_TASK, settings=config.training, engine=engine, keep_test_rows=True).test_rows
+    rebuilt = original_test_rows(Registry(tmp_path / "models"), live)
+    assert rebuilt is not None and len(rebuilt) == run.result.n_rows["test"]
+    # the very rows the Dask training scored, in its order (read back from Parquet, some with narrower dtypes)
+    pd.testing.assert_frame_equal(rebuilt, held_out[CSS_TASK.columns].reset_index(drop=True), check_dtype=False)
+
+    settings = IncrementalParameters(**ACCEPT_ANY_GAIN, max_new_trees=2)
+    result = incremental([new_rows(tmp_path, seed=21)], models=tmp_path / "models", settings=settings)
+    assert result.scores["forgetting_check"]["ran"], result.scores["forgetting_check"]
+    if result.version:  # kept by the incremental version, for the run after it
+        assert efimero.load(tmp_path / "models", result.version).metadata["split"] == "dask"

@@ -13,12 +13,21 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from efimero import tracking
+from efimero.config import TrainingSettings
 from efimero.data import check_training_files, read_table, training_files
 from efimero.data.validate import validate_frame
 from efimero.errors import DataError
 from efimero.registry import Registry
 from efimero.schema import CSS_TASK, TabularTask
-from efimero.training import ModelBundle, evaluate, fill_weights, stratify_by, summary_scores
+from efimero.training import (
+    DASK_SPLIT,
+    ModelBundle,
+    evaluate,
+    fill_weights,
+    held_out_rows,
+    stratify_by,
+    summary_scores,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +106,8 @@ def original_test_problem(bundle: ModelBundle) -> str | None:
 def original_test_rows(registry: Registry, bundle: ModelBundle, task: TabularTask = CSS_TASK) -> pd.DataFrame | None:
     """The live model's own test rows, re-split from all of its training files with its saved settings.
 
-    The files are combined as training combined them, so the split is the one training made.
+    The files are combined as training combined them, so the split is the one training made (the
+    per-file draw of Dask training for a version whose ``metadata["split"]`` says so).
     None when a file is gone, changed since or was never hashed (:func:`original_test_problem`
     says which); that is logged as a warning, since the forgetting check then cannot run.
     """
@@ -105,8 +115,12 @@ def original_test_rows(registry: Registry, bundle: ModelBundle, task: TabularTas
     if problem is not None:
         logger.warning("the original test rows of %s cannot be rebuilt: %s", bundle.version, problem)
         return None
+    paths = [f.path for f in training_files(bundle.metadata)]
+    if bundle.metadata.get("split") == DASK_SPLIT:
+        settings = TrainingSettings.model_validate(bundle.metadata["training_settings"])
+        return held_out_rows(paths, task, settings)
     data = bundle.metadata["training_settings"]["data"]
-    frame = load_rows([f.path for f in training_files(bundle.metadata)], task)
+    frame = load_rows(paths, task)
     _, test = train_test_split(frame, test_size=data["test_size"], random_state=data["random_state"],
                                stratify=stratify_by(frame, task.stratify_on))
     return test

@@ -29,7 +29,7 @@ from efimero.errors import TrainingError
 from efimero.registry import Registry
 from efimero.retrain._common import RetrainResult, combine, read_files, require_data, score, tracked
 from efimero.schema import TabularTask
-from efimero.training import DaskEngine, train, train_dask
+from efimero.training import DASK_SPLIT, DaskEngine, train, train_dask
 from efimero.training._dask import NO_TUNING
 
 
@@ -81,6 +81,7 @@ def full(
     metadata = {
         "task": task.name, TOKENS_METADATA_KEY: tokens.to_dict(), "algorithm": "xgboost", "strategy": "full",
         "parent_version": live, "engine": engine.describe() if engine is not None else {"name": "local"},
+        **({"split": DASK_SPLIT} if engine is not None else {}),
         "hyperparameters": trained.hyperparameters, "training_settings": settings.model_dump(mode="json"),
         **data_metadata(list(zip(data, trained.input_rows, strict=True))),
         "rows": trained.n_rows, "training_duration_s": round(trained.duration_s, 3),

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
 FIT, EARLY, TEST = 0, 1, 2
+DASK_SPLIT = "dask"
+"""``metadata["split"]`` of a version whose rows were split by :func:`split_codes`; a retraining keeps it,
+so that the version's test rows can be rebuilt (:func:`held_out_rows`) after any number of them."""
 SPLIT_COLUMN = "_efimero_split"
 """The column that holds each row's split (FIT, EARLY or TEST) while it is on Dask."""
 VALIDATION_BATCH_ROWS = 50_000
@@ -71,7 +74,7 @@ def read_data(client: Client, inputs: Path | list[list[Path]], task: TabularTask
         return dd.from_pandas(frame, npartitions=max(partitions, 1), sort=False), [len(frame)]
     parts = [part for files in inputs for part in files]
     checks = client.gather(client.map(check_part, parts, task=task, batch_rows=VALIDATION_BATCH_ROWS, pure=False))
-    client.run(_trim_memory)
+    _settle_workers(client)
     for check in checks:
         if check.failures:
             raise DataValidationError(str(check.part), check.failures)
@@ -87,6 +90,23 @@ def read_data(client: Client, inputs: Path | list[list[Path]], task: TabularTask
                         label="read-parquet-part", enforce_metadata=False)
     rows = iter(check.rows for check in checks)
     return frame, [sum(next(rows) for _ in files) for files in inputs]
+
+
+def held_out_rows(paths: Sequence[Path], task: TabularTask, settings: TrainingSettings) -> pd.DataFrame:
+    """The test rows a Dask training of ``paths`` held out (:func:`read_data`), read back file by file.
+
+    Each row's split depends only on its file's index among the inputs' files and the seed
+    (:func:`split_codes`), so these are exactly the rows it scored, gathered one file at a time.
+    """
+    inputs = dask_inputs(list(paths))
+    if isinstance(inputs, Path):
+        frame, _ = load_training_data(inputs, task=task, allow_duplicates=True)
+        return frame[split_codes(0, len(frame), settings) == TEST].reset_index(drop=True)
+    kept = []
+    for index, part in enumerate(part for files in inputs for part in files):
+        rows = pd.read_parquet(part, columns=task.columns)
+        kept.append(rows[split_codes(index, len(rows), settings) == TEST])
+    return pd.concat(kept, ignore_index=True)
 
 
 def _parquet_files(path: Path) -> list[Path]:
@@ -105,6 +125,21 @@ def _parquet_files(path: Path) -> list[Path]:
 def _complete(frame: pd.DataFrame, columns: list[str], task: TabularTask) -> pd.DataFrame:
     """``frame`` with every column of ``columns``; weight columns its file lacks are filled as the local path does."""
     return fill_weights(frame.reindex(columns=columns), task)
+
+
+def _settle_workers(client: Client) -> None:
+    """Bring the workers back to their baseline after validation, before they load the data.
+
+    pandera's validation grows a worker's heap by about 0.3 GiB that the allocator keeps
+    (``malloc_trim`` gives little back), and a 1 GiB worker needs it for its share of the rows.
+    The worker processes of a cluster efimero started are restarted (the validation's results are
+    already here); a user's own workers are only trimmed: restarting them is not efimero's call.
+    """
+    cluster = client.cluster
+    if cluster is not None and getattr(cluster, "processes", False):
+        client.restart()
+    else:
+        client.run(_trim_memory)
 
 
 def _trim_memory() -> None:
