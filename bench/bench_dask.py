@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -68,29 +67,32 @@ def _config(rounds: int):  # type: ignore[no-untyped-def]
 
 
 class WorkerMemory:
-    """Peak RSS of each worker process of a cluster, sampled every 0.2 s in a thread."""
+    """Peak RSS of every worker process this process starts (a restarted worker is a new process,
+    with a peak of its own), sampled every 0.2 s in a thread."""
 
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self) -> None:
         import psutil
 
-        self.processes = [psutil.Process(pid) for pid in pids]
-        self.peaks = [0] * len(pids)
+        self.me = psutil.Process()
+        self.peaks: dict[int, int] = {}
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
     def _sample(self) -> None:
         while not self.done.wait(0.2):
-            for i, process in enumerate(self.processes):
+            for process in self.me.children(recursive=True):
                 try:
-                    self.peaks[i] = max(self.peaks[i], process.memory_info().rss)
-                except Exception:  # a worker restarted by its nanny: keep the peak seen
+                    if "resource_tracker" in " ".join(process.cmdline()):
+                        continue
+                    self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), process.memory_info().rss)
+                except Exception:  # a worker that just ended: keep the peak seen
                     continue
 
     def stop(self) -> list[int]:
         self.done.set()
         self.thread.join()
-        return self.peaks
+        return list(self.peaks.values())
 
 
 def run_one(data: str, models: str, engine: str, memory: str, rounds: int, workers: int) -> dict:
@@ -103,18 +105,12 @@ def run_one(data: str, models: str, engine: str, memory: str, rounds: int, worke
     started = time.perf_counter()
     if engine == "local":
         run = train(data, output=models, config=config)
-    else:
-        from distributed import Client, LocalCluster
-
-        with LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory, processes=True,
-                          dashboard_address=":0") as cluster, Client(cluster) as client:
-            monitor = WorkerMemory(list(client.run(os.getpid).values()))
-            try:
-                run = train(data, output=models, config=config,
-                            engine=DaskEngine(scheduler=cluster.scheduler_address, workers=workers,
-                                              worker_memory=memory))
-            finally:
-                peaks = monitor.stop()
+    else:  # efimero's own LocalCluster, whose workers it restarts after validation
+        monitor = WorkerMemory()
+        try:
+            run = train(data, output=models, config=config, engine=DaskEngine(workers=workers, worker_memory=memory))
+        finally:
+            peaks = monitor.stop()
     seconds = time.perf_counter() - started
     summary = run.result.metrics["summary"]
     return {"seconds": seconds, "rows": run.result.n_rows["total"], "driver_peak": resource.getrusage(
