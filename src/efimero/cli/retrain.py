@@ -51,17 +51,19 @@ def collect(
     from efimero.config import load_retraining_config
     from efimero.css import DEFAULT_TOKENS, tokens_of
     from efimero.monitor.drift import choose_reference
+    from efimero.registry import Registry
 
     if labels not in ("heuristic", "reward"):
         raise ConfigError(f"--labels must be heuristic or reward. Got {labels!r} instead.")
-    live = live_version(models)
-    chosen = choose_reference(reference or [], live) if validate else None
+    chosen = choose_reference(reference or [], live_version(models)) if validate else None
+    registry = Registry(models)  # the tokens are in the live version's metadata: no model needs loading for them
+    tokens = tokens_of(registry.info().metadata) if registry.current() is not None else DEFAULT_TOKENS
     reward = load_retraining_config(config).retraining.bandit.reward
     result = run_collect(db, start_date=start_date.date() if start_date else None,
                          end_date=end_date.date() if end_date else None, days_back=days_back,
                          min_session_duration_ms=min_session_duration, output=output, validate=validate,
                          export_metadata=export_metadata, reference=chosen, labels=labels,  # type: ignore[arg-type]
-                         reward=reward, tokens=tokens_of(live.metadata) if live is not None else DEFAULT_TOKENS)
+                         reward=reward, tokens=tokens)
     if json_output:
         emit_json(result.to_dict())
         return

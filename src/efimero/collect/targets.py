@@ -136,10 +136,10 @@ def targets(session: dict[str, Any], features: dict[str, float], verdict: Verdic
     classes = {group: session["css_classes"][group] for group in tokens.groups}
     values = tokens.parse_variables(session["css_variables"])
     if verdict.status == "rejected":
-        replaced = _heuristic_classes(features, tokens) | verdict.feedback
-        if set(replaced) != set(classes):
+        fallback = _heuristic_classes(features, tokens)
+        if set(fallback) | set(verdict.feedback) != set(classes):
             return None
-        classes.update(replaced)
+        classes.update(fallback)
         if session["rendering_time_ms"] > SLOW_RENDERING_MS and "animation_duration" in values:
             values["animation_duration"] = min(values["animation_duration"], SLOW_RENDERING_MS)
         if features["accessibility_needs"] == 1 and "font_size_base" in values:
